@@ -1,0 +1,1 @@
+"""Contracts shared by every service: Avro schemas and codec, topic catalogue, message models."""

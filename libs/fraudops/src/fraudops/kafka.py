@@ -1,0 +1,100 @@
+"""Kafka helpers every service uses: safe producer and consumer defaults, typed send, dead letters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from fraudops.contracts.messages import AvroMessage, DeadLetter
+from fraudops.errors import DependencyUnavailableError, FraudOpsError
+from fraudops.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+DLQ_SUFFIX = ".dlq"
+MAX_MESSAGE_BYTES = 1_048_576
+
+
+def make_producer(settings: KafkaSettings, client_name: str) -> AIOKafkaProducer:
+    """An idempotent producer that waits for every in-sync replica: nothing acknowledged is lost."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id_prefix}-{client_name}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=MAX_MESSAGE_BYTES,
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+
+
+def make_consumer(settings: KafkaSettings, group_id: str, *topics: str) -> AIOKafkaConsumer:
+    """A consumer that commits only when told to, after its results are safely produced."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id_prefix}-{group_id}",
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        request_timeout_ms=max(settings.request_timeout_ms, 40_000),
+    )
+
+
+async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer, bootstrap_servers: str) -> None:
+    """Start a client, turning 'broker unreachable' into one error that says what to do."""
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        raise DependencyUnavailableError(
+            f"Kafka at {bootstrap_servers} is unreachable ({exc}); start it with `fraudops up` "
+            "or point the service's KAFKA__BOOTSTRAP_SERVERS setting at a running broker"
+        ) from exc
+
+
+async def send_message(producer: AIOKafkaProducer, topic: str, key: str, message: AvroMessage) -> None:
+    """Produce one Avro message and wait until the broker has acknowledged it."""
+    try:
+        await producer.send_and_wait(topic, value=message.to_avro(), key=key.encode())
+    except KafkaError as exc:
+        raise DependencyUnavailableError(f"Kafka did not acknowledge a message on {topic}: {exc}") from exc
+
+
+def dead_letter_for(record: ConsumerRecord[bytes, bytes], error: FraudOpsError | Exception, failed_by: str) -> DeadLetter:
+    """Wrap an unprocessable record byte for byte, with the reason and its origin."""
+    code = error.code if isinstance(error, FraudOpsError) else error.__class__.__name__
+    headers: Sequence[tuple[str, bytes]] = record.headers or ()
+    return DeadLetter(
+        original_topic=record.topic,
+        original_partition=record.partition,
+        original_offset=record.offset,
+        original_key=record.key,
+        original_value=record.value,
+        original_headers=dict(headers),
+        error_type=code,
+        error_message=str(error)[:2000],
+        failed_by=failed_by,
+        failed_at=datetime.now(UTC),
+    )
+
+
+async def send_dead_letter(producer: AIOKafkaProducer, letter: DeadLetter, dlq_topic: str | None = None) -> None:
+    """Publish a dead letter; its headers repeat the reason so tools can filter without decoding."""
+    topic = dlq_topic or letter.original_topic + DLQ_SUFFIX
+    headers = [
+        ("error", letter.error_type.encode()),
+        ("original_topic", letter.original_topic.encode()),
+        ("original_partition", str(letter.original_partition).encode()),
+        ("original_offset", str(letter.original_offset).encode()),
+        ("failed_at", letter.failed_at.isoformat().encode()),
+    ]
+    await producer.send_and_wait(topic, value=letter.to_avro(), key=letter.original_key, headers=headers)
+    log.warning(
+        "message dead-lettered",
+        extra={"topic": letter.original_topic, "partition": letter.original_partition, "offset": letter.original_offset, "error": letter.error_type},
+    )

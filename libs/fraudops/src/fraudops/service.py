@@ -1,0 +1,148 @@
+"""Scaffolding every service shares: app factory, error mapping, metrics, lifespan and the server entry point."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_fastapi_instrumentator import Instrumentator
+from pydantic import BaseModel
+
+from fraudops import __version__
+from fraudops.errors import ConfigurationError, FraudOpsError
+from fraudops.health import Probe, health_router
+from fraudops.logs import configure_logging
+from fraudops.settings import ServiceSettings, load_settings
+
+log = logging.getLogger(__name__)
+
+Startup = Callable[[FastAPI], Awaitable[Sequence[Probe]]]
+Shutdown = Callable[[FastAPI], Awaitable[None]]
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx the platform emits on purpose has this shape."""
+
+    error: str
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid bearer token."},
+    422: {"model": ErrorResponse, "description": "The request is invalid; `detail` says why."},
+}
+
+
+class ServiceMetrics:
+    """The per-app Prometheus registry, so several apps can live in one process (tests) without clashes."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        Info("fraud_service", "Service name and version.", registry=self.registry).info(
+            {"service": service, "version": __version__}
+        )
+        self.rejected_requests = Counter(
+            "fraud_http_rejected_requests_total",
+            "Requests refused with a 4xx, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+
+
+def _error_body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}
+
+
+def _install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
+    @app.exception_handler(FraudOpsError)
+    async def _platform_error(request: Request, exc: FraudOpsError) -> JSONResponse:
+        if exc.status_code < 500:
+            metrics.rejected_requests.labels(exc.code).inc()
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(_error_body(exc.code, exc.message), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        metrics.rejected_requests.labels("invalid_input").inc()
+        problems = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error.get("loc", ()))
+            problems.append(f"{location}: {error.get('msg', 'invalid')}")
+        return JSONResponse(_error_body("invalid_input", "; ".join(problems)), status_code=422)
+
+
+def create_service_app(
+    *,
+    service: str,
+    settings_cls: type[ServiceSettings],
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    startup: Startup,
+    shutdown: Shutdown | None = None,
+) -> FastAPI:
+    """Build a service app whose settings are loaded at startup, so the app itself can be imported without them."""
+    metrics = ServiceMetrics(service)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not hasattr(app.state, "settings"):
+            app.state.settings = load_settings(settings_cls)
+        app.state.probes = list(await startup(app))
+        log.info("service started", extra={"port": app.state.settings.port})
+        try:
+            yield
+        finally:
+            if shutdown is not None:
+                await shutdown(app)
+            log.info("service stopped")
+
+    app = FastAPI(
+        title=f"fraudops {service}",
+        version=__version__,
+        description=description,
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    _install_error_handlers(app, metrics)
+    app.include_router(health_router(service))
+    for router in routers:
+        app.include_router(router, responses=ERROR_RESPONSES)
+    Instrumentator(registry=metrics.registry, excluded_handlers=["/metrics"]).instrument(
+        app, metric_namespace="fraud"
+    ).expose(app, endpoint="/metrics", include_in_schema=False)
+    return app
+
+
+def serve(app_path: str, service: str, settings_cls: type[ServiceSettings]) -> None:
+    """Entry point of `python -m fraudops_<service>`: validate settings first, then run uvicorn."""
+    try:
+        settings = load_settings(settings_cls)
+    except ConfigurationError as exc:
+        print(f"{service}: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(service, settings.log_level)
+    uvicorn.run(
+        app_path,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )

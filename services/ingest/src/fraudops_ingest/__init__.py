@@ -1,0 +1,1 @@
+"""REST intake of transactions, datasets and labels."""

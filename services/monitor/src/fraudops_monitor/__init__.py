@@ -1,0 +1,1 @@
+"""Drift and live-performance monitoring, Prometheus metrics, alert receiver and actions."""

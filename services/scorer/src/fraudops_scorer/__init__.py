@@ -1,0 +1,1 @@
+"""Kafka consumer that scores every transaction, plus a synchronous scoring endpoint."""

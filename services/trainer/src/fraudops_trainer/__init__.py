@@ -1,0 +1,1 @@
+"""Training jobs: features, time-aware evaluation, XGBoost, MLflow tracking and registration."""

@@ -1,0 +1,18 @@
+"""Settings of the trainer service (environment prefix FRAUDOPS_TRAINER_)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from fraudops.settings import ServiceSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+
+class TrainerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUDOPS_TRAINER_")
+
+    service_name: ClassVar[str] = "trainer"
+
+    port: int = Field(default=8002, ge=1, le=65535)
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
