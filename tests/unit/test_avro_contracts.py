@@ -12,8 +12,8 @@ from fraudops.contracts.avro import MAGIC, AvroCodec, SchemaCatalog, default_cod
 from fraudops.contracts.messages import (
     MESSAGE_TYPES,
     AvroMessage,
-    Decision,
     DeadLetter,
+    Decision,
     Label,
     LabelSource,
     ModelEvent,
@@ -121,7 +121,7 @@ def test_unknown_fingerprint_is_rejected() -> None:
 
 def test_message_of_another_schema_is_not_misread() -> None:
     label_bytes = SAMPLES[4].to_avro()
-    with pytest.raises(UnknownSchemaError, match="expected a io.fraudops.Transaction"):
+    with pytest.raises(UnknownSchemaError, match=r"expected a io\.fraudops\.Transaction"):
         Transaction.from_avro(label_bytes)
 
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from fraudops_ingest.settings import IngestSettings
-from fraudops_registry_gateway.settings import RegistryGatewaySettings
 
 from fraudops.errors import ConfigurationError
 from fraudops.settings import load_settings
+from fraudops_ingest.settings import IngestSettings
+from fraudops_registry_gateway.settings import RegistryGatewaySettings
 
 GOOD_TOKEN = "q2V8pXr4Lm9Zt7Bn3Kd6Hs1Wf5Yc0Ja"
 
@@ -51,7 +51,7 @@ def test_placeholder_or_weak_token_refuses_to_start(monkeypatch: pytest.MonkeyPa
 def test_unknown_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAUDOPS_INGEST_TOKENS", json.dumps({"operator": GOOD_TOKEN}))
     monkeypatch.setenv("FRAUDOPS_INGEST_KAFKA_BOOTSTRAP", "x:1")
-    with pytest.raises(ConfigurationError, match="unknown setting.*FRAUDOPS_INGEST_KAFKA_BOOTSTRAP"):
+    with pytest.raises(ConfigurationError, match=r"unknown setting.*FRAUDOPS_INGEST_KAFKA_BOOTSTRAP"):
         load_settings(IngestSettings)
 
 

@@ -24,10 +24,20 @@ def _report(name: str, outcome: str) -> None:
 
 
 @app.command()
+def setup() -> None:
+    """Fetch what the local stack needs beyond Python (Kafka's jars, by Maven) and check Java."""
+    from fraudops.settings import load_settings
+    from fraudops.stack.config import StackSettings
+    from fraudops.stack.kafka_runtime import KafkaRuntime
+
+    runtime = KafkaRuntime(load_settings(StackSettings).tools_dir / "kafka")
+    fetched = runtime.ensure_jars()
+    typer.echo(f"Kafka jars {'fetched into' if fetched else 'present in'} {runtime.lib_dir}")
+
+
+@app.command()
 def up(
-    only: Annotated[
-        list[str] | None, typer.Option("--only", help="Start only these components (repeatable).")
-    ] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Start only these components (repeatable).")] = None,
 ) -> None:
     """Start Kafka, MLflow and the five services on 127.0.0.1, each waited on until ready."""
     from fraudops.stack.stack import Stack
@@ -113,6 +123,10 @@ def topics_create(
 
 def main() -> None:
     """Console entry point: platform errors become one line on stderr and a non-zero exit."""
+    import logging
+
+    # aiokafka logs every refused connection; the commands report an unreachable broker themselves.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         app(standalone_mode=False)
     except FraudOpsError as exc:

@@ -104,7 +104,9 @@ def health_router(service: str) -> APIRouter:
         "/readyz",
         response_model=Readiness,
         summary="Readiness: every dependency is reachable",
-        responses={503: {"model": Readiness, "description": "A dependency is unreachable; `checks` says which and why."}},
+        responses={
+            503: {"model": Readiness, "description": "A dependency is unreachable; `checks` says which and why."}
+        },
     )
     async def readyz(request: Request) -> JSONResponse:
         probes: Sequence[Probe] = getattr(request.app.state, "probes", ())

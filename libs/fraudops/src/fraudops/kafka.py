@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -57,6 +58,35 @@ async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer, bootstrap_se
         ) from exc
 
 
+class ManagedProducer:
+    """A producer started on first use, so a service starts (and reports not-ready) while Kafka is down."""
+
+    def __init__(self, settings: KafkaSettings, client_name: str) -> None:
+        self.settings = settings
+        self.client_name = client_name
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = make_producer(self.settings, self.client_name)
+                try:
+                    await start_client(producer, self.settings.bootstrap_servers)
+                except DependencyUnavailableError:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+        return self._producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+
 async def send_message(producer: AIOKafkaProducer, topic: str, key: str, message: AvroMessage) -> None:
     """Produce one Avro message and wait until the broker has acknowledged it."""
     try:
@@ -65,7 +95,9 @@ async def send_message(producer: AIOKafkaProducer, topic: str, key: str, message
         raise DependencyUnavailableError(f"Kafka did not acknowledge a message on {topic}: {exc}") from exc
 
 
-def dead_letter_for(record: ConsumerRecord[bytes, bytes], error: FraudOpsError | Exception, failed_by: str) -> DeadLetter:
+def dead_letter_for(
+    record: ConsumerRecord[bytes, bytes], error: FraudOpsError | Exception, failed_by: str
+) -> DeadLetter:
     """Wrap an unprocessable record byte for byte, with the reason and its origin."""
     code = error.code if isinstance(error, FraudOpsError) else error.__class__.__name__
     headers: Sequence[tuple[str, bytes]] = record.headers or ()
@@ -96,5 +128,10 @@ async def send_dead_letter(producer: AIOKafkaProducer, letter: DeadLetter, dlq_t
     await producer.send_and_wait(topic, value=letter.to_avro(), key=letter.original_key, headers=headers)
     log.warning(
         "message dead-lettered",
-        extra={"topic": letter.original_topic, "partition": letter.original_partition, "offset": letter.original_offset, "error": letter.error_type},
+        extra={
+            "topic": letter.original_topic,
+            "partition": letter.original_partition,
+            "offset": letter.original_offset,
+            "error": letter.error_type,
+        },
     )

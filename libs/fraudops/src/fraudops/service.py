@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from fraudops import __version__
 from fraudops.errors import ConfigurationError, FraudOpsError
 from fraudops.health import Probe, health_router
+from fraudops.limits import BodySizeLimit
 from fraudops.logs import configure_logging
 from fraudops.settings import ServiceSettings, load_settings
 
@@ -120,6 +121,14 @@ def create_service_app(
     )
     app.state.metrics = metrics
     _install_error_handlers(app, metrics)
+
+    def body_limit() -> int:
+        settings = getattr(app.state, "settings", None)
+        if settings is None:
+            return int(ServiceSettings.model_fields["max_body_bytes"].default)
+        return int(settings.max_body_bytes)
+
+    app.add_middleware(BodySizeLimit, limit=body_limit)
     app.include_router(health_router(service))
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)

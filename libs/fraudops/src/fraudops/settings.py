@@ -59,6 +59,8 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # Larger request bodies are refused with 413 before they are read into memory.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     # Bearer tokens accepted on write endpoints, keyed by the principal they identify.
     tokens: dict[str, SecretStr]
 

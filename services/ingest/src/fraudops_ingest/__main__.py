@@ -1,7 +1,6 @@
 """Run the ingest service: `python -m fraudops_ingest`."""
 
 from fraudops.service import serve
-
 from fraudops_ingest.settings import IngestSettings
 
 if __name__ == "__main__":

@@ -2,23 +2,56 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from fastapi import FastAPI
-from fraudops.health import KafkaProbe, Probe
-from fraudops.service import create_service_app
 
+from fraudops.errors import DependencyUnavailableError
+from fraudops.health import KafkaProbe, Probe
+from fraudops.kafka import ManagedProducer
+from fraudops.service import create_service_app
+from fraudops_ingest.metrics import IngestMetrics
+from fraudops_ingest.routes import router
 from fraudops_ingest.settings import IngestSettings
+from fraudops_ingest.store import IngestStore
+
+
+class DatabaseProbe:
+    name = "database"
+
+    def __init__(self, store: IngestStore) -> None:
+        self.store = store
+
+    async def check(self) -> None:
+        try:
+            await asyncio.to_thread(self.store.ping)
+        except Exception as exc:
+            raise ConnectionError(f"ingest database unreachable: {exc.__class__.__name__}") from exc
 
 
 async def startup(app: FastAPI) -> Sequence[Probe]:
     settings: IngestSettings = app.state.settings
-    return [KafkaProbe(settings.kafka.bootstrap_servers)]
+    app.state.store = IngestStore(settings.database_url.get_secret_value())
+    await asyncio.to_thread(app.state.store.create_schema)
+    app.state.ingest_metrics = IngestMetrics(app.state.metrics.registry)
+    app.state.producer = ManagedProducer(settings.kafka, "ingest")
+    with contextlib.suppress(DependencyUnavailableError):
+        await app.state.producer.get()
+    return [KafkaProbe(settings.kafka.bootstrap_servers), DatabaseProbe(app.state.store)]
+
+
+async def shutdown(app: FastAPI) -> None:
+    await app.state.producer.stop()
+    app.state.store.engine.dispose()
 
 
 app = create_service_app(
     service=IngestSettings.service_name,
     settings_cls=IngestSettings,
     description="REST intake of transactions, datasets and labels.",
+    routers=[router],
     startup=startup,
+    shutdown=shutdown,
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import ClassVar
 
-from fraudops.settings import KafkaSettings, ServiceSettings
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from fraudops.settings import KafkaSettings, ServiceSettings
 
 
 class IngestSettings(ServiceSettings):
@@ -16,3 +18,10 @@ class IngestSettings(ServiceSettings):
 
     port: int = Field(default=8001, ge=1, le=65535)
     kafka: KafkaSettings = KafkaSettings()
+    # Where ingest remembers accepted transaction ids and keeps the label store (SQLite or Postgres URL).
+    database_url: SecretStr = SecretStr("sqlite:///ingest.db")
+    max_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    max_amount: float = Field(default=1_000_000.0, gt=0)
+    # Card clocks drift; anything further ahead than this is a bad timestamp, not a payment.
+    max_future_skew_s: int = Field(default=300, ge=0, le=86_400)
+    earliest_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)

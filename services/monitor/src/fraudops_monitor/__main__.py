@@ -1,7 +1,6 @@
 """Run the monitor service: `python -m fraudops_monitor`."""
 
 from fraudops.service import serve
-
 from fraudops_monitor.settings import MonitorSettings
 
 if __name__ == "__main__":

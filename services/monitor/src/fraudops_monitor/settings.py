@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from fraudops.settings import KafkaSettings, ServiceSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
+from fraudops.settings import KafkaSettings, ServiceSettings
 
 
 class MonitorSettings(ServiceSettings):

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import FastAPI
+
 from fraudops.health import HttpProbe, KafkaProbe, Probe
 from fraudops.service import create_service_app
-
 from fraudops_registry_gateway.settings import RegistryGatewaySettings
 
 
 async def startup(app: FastAPI) -> Sequence[Probe]:
     settings: RegistryGatewaySettings = app.state.settings
-    return [HttpProbe("mlflow", settings.mlflow_tracking_uri.rstrip("/") + "/health"), KafkaProbe(settings.kafka.bootstrap_servers)]
+    return [
+        HttpProbe("mlflow", settings.mlflow_tracking_uri.rstrip("/") + "/health"),
+        KafkaProbe(settings.kafka.bootstrap_servers),
+    ]
 
 
 app = create_service_app(

@@ -1,7 +1,6 @@
 """Run the trainer service: `python -m fraudops_trainer`."""
 
 from fraudops.service import serve
-
 from fraudops_trainer.settings import TrainerSettings
 
 if __name__ == "__main__":

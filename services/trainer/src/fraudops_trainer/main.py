@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import FastAPI
+
 from fraudops.health import HttpProbe, Probe
 from fraudops.service import create_service_app
-
 from fraudops_trainer.settings import TrainerSettings
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
@@ -53,7 +53,7 @@ class SchemaCatalog:
             if not stem or not suffix.isdigit():
                 raise ConfigurationError(f"{path.name}: schema files are named <name>.v<N>.avsc")
             raw = json.loads(path.read_text())
-            parsed = parse_schema(raw)
+            parsed = cast(dict[str, Any], parse_schema(raw))
             canonical = to_parsing_canonical_form(parsed)
             versions.append(
                 SchemaVersion(
@@ -115,7 +115,9 @@ class AvroCodec:
             # UnicodeDecodeError and others: all mean the same thing here.
             raise CorruptMessageError(f"{writer.name} body cannot be decoded: {exc.__class__.__name__}") from exc
         if body.tell() != len(payload) - HEADER_LENGTH:
-            raise CorruptMessageError(f"{writer.name} body has {len(payload) - HEADER_LENGTH - body.tell()} trailing bytes")
+            raise CorruptMessageError(
+                f"{writer.name} body has {len(payload) - HEADER_LENGTH - body.tell()} trailing bytes"
+            )
         if not isinstance(record, dict):
             raise CorruptMessageError(f"{writer.name} did not decode to a record")
         return record

@@ -8,6 +8,7 @@ from typing import Literal
 
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from pydantic import BaseModel, ConfigDict, Field
 
 from fraudops.errors import ConfigurationError
@@ -56,10 +57,18 @@ async def ensure_topics(bootstrap_servers: str, catalog: TopicCatalog, replicati
         outcome: dict[str, str] = {}
         missing = [spec for spec in catalog.topics if spec.name not in existing]
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.configs()) for s in missing]
             )
-            outcome.update({s.name: "created" for s in missing})
+            # aiokafka reports per-topic failures as codes in the response instead of raising.
+            for error in response.topic_errors:
+                name, code = error[0], error[1]
+                if code == TopicAlreadyExistsError.errno:
+                    outcome[name] = "exists"
+                elif code != 0:
+                    raise for_code(code)(f"creating topic {name} failed: {error[2] if len(error) > 2 else ''}")
+                else:
+                    outcome[name] = "created"
         present = [spec for spec in catalog.topics if spec.name in existing]
         if present:
             described = await admin.describe_topics([s.name for s in present])

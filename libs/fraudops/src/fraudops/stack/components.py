@@ -60,19 +60,23 @@ class Component(ABC):
     async def check(self) -> None:
         """Return when ready; raise with the reason otherwise."""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most components need no set-up
         """One-time set-up before the first start (directories, formats, downloads)."""
 
     def start(self) -> str:
+        outcome = self.spawn()
+        self.wait_ready()
+        return outcome
+
+    def spawn(self) -> str:
+        """Start the process without waiting for it to be ready (a running one is reused)."""
         if self.process.running():
-            self.wait_ready()
             return "already running"
         for port, setting in self.ports():
             ensure_port_free(self.settings.host, port, self.name, setting)
         self.prepare()
         launch = self.launch()
         self.process.start(launch.argv, launch.env, self.settings.state_dir, launch.marker)
-        self.wait_ready()
         return "started"
 
     def wait_ready(self) -> None:
@@ -161,10 +165,11 @@ class MlflowServer(Component):
         env = dict(os.environ)
         backend = self.settings.mlflow_backend_store_uri
         # Passed through the environment, not argv: a Postgres URI carries a password that `ps` would show.
-        env["MLFLOW_BACKEND_STORE_URI"] = (
-            backend.get_secret_value() if backend else f"sqlite:///{home / 'mlflow.db'}"
-        )
+        env["MLFLOW_BACKEND_STORE_URI"] = backend.get_secret_value() if backend else f"sqlite:///{home / 'mlflow.db'}"
+        # No job runner (a dozen extra processes), and no telemetry calls from a machine that may be offline.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        env["DO_NOT_TRACK"] = "true"
         mlflow = Path(sys.executable).with_name("mlflow")
         argv = [
             str(mlflow), "server",
@@ -185,7 +190,7 @@ class MlflowServer(Component):
 
 # Which stack settings each service needs; services refuse unknown settings, so this stays exact.
 SERVICE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
-    "ingest": ("kafka",),
+    "ingest": ("kafka", "database"),
     "trainer": ("mlflow",),
     "scorer": ("kafka",),
     "monitor": ("kafka",),
@@ -246,6 +251,10 @@ class ServiceProcess(Component):
         needs = SERVICE_DEPENDENCIES[self.name]
         if "kafka" in needs:
             env[prefix + "KAFKA__BOOTSTRAP_SERVERS"] = self.settings.kafka_bootstrap
+        if "database" in needs:
+            home = self.settings.state_dir / self.name
+            home.mkdir(parents=True, exist_ok=True)
+            env[prefix + "DATABASE_URL"] = f"sqlite:///{home / 'service.db'}"
         if "mlflow" in needs:
             env[prefix + "MLFLOW_TRACKING_URI"] = self.settings.mlflow_url
         module = "fraudops_" + self.name.replace("-", "_")

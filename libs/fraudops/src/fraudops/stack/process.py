@@ -51,6 +51,7 @@ class ManagedProcess:
         self.name = name
         self.pid_path = run_dir / f"{name}.pid"
         self.log_path = log_dir / f"{name}.log"
+        self._child: subprocess.Popen[bytes] | None = None
 
     def pid(self) -> int | None:
         """The recorded pid if that process is still alive and still ours (pids get reused)."""
@@ -82,23 +83,20 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self._child = child
         self.pid_path.write_text(f"{child.pid} {marker}\n")
         return child.pid
 
     def exited(self) -> bool:
         """True when the recorded process has died (reaping it if it was our child)."""
-        pid = self.pid()
-        if pid is None:
-            return True
-        with contextlib.suppress(ChildProcessError):
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return True
-        return False
+        if self._child is not None:
+            # Our own child: poll() is exact, and its command line may not show the marker until exec.
+            return self._child.poll() is not None
+        return self.pid() is None
 
     def stop(self, timeout_s: float = 20.0) -> bool:
         """SIGTERM the process group, SIGKILL what is left after the timeout. True if something was stopped."""
-        pid = self.pid()
+        pid = self._child.pid if self._child is not None and self._child.poll() is None else self.pid()
         if pid is None:
             self.pid_path.unlink(missing_ok=True)
             return False
@@ -111,16 +109,18 @@ class ManagedProcess:
             while not self.exited():
                 time.sleep(0.05)
         self.pid_path.unlink(missing_ok=True)
+        self._child = None
         return True
 
     def kill(self) -> None:
         """SIGKILL at once: used by tests that simulate a crash."""
-        pid = self.pid()
+        pid = self._child.pid if self._child is not None and self._child.poll() is None else self.pid()
         if pid is not None:
             self._signal(pid, signal.SIGKILL)
             while not self.exited():
                 time.sleep(0.05)
         self.pid_path.unlink(missing_ok=True)
+        self._child = None
 
     @staticmethod
     def _signal(pid: int, signum: int) -> None:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from fraudops.contracts.topics import ensure_topics, load_topic_catalog
+from fraudops.settings import load_settings
 from fraudops.stack.components import (
     SERVICE_DEPENDENCIES,
     Component,
@@ -17,7 +18,6 @@ from fraudops.stack.components import (
 )
 from fraudops.stack.config import StackSettings
 from fraudops.stack.process import StackError
-from fraudops.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,29 @@ class Stack:
 
     def up(self, only: Iterable[str] = (), report: Callable[[str, str], None] | None = None) -> None:
         wanted = set(only)
-        for component in self.components:
-            if wanted and component.name not in wanted:
-                continue
-            outcome = component.start()
-            if component is self.kafka:
-                topics = asyncio.run(ensure_topics(self.settings.kafka_bootstrap, load_topic_catalog()))
-                outcome += f"; topics: {sum(1 for v in topics.values() if v == 'created')} created"
-            if report:
-                report(component.name, outcome)
+
+        def selected(component: Component) -> bool:
+            return not wanted or component.name in wanted
+
+        if selected(self.kafka):
+            outcome = self.kafka.start()
+            topics = asyncio.run(ensure_topics(self.settings.kafka_bootstrap, load_topic_catalog()))
+            created = sum(1 for value in topics.values() if value == "created")
+            self._report(report, self.kafka.name, f"{outcome}; {created} topic(s) created")
+        if selected(self.mlflow):
+            self._report(report, self.mlflow.name, self.mlflow.start())
+        # Services depend only on Kafka and MLflow, not on each other: start them together, then wait.
+        services = [s for s in self.services.values() if selected(s)]
+        outcomes = {service.name: service.spawn() for service in services}
+        for service in services:
+            service.wait_ready()
+            self._report(report, service.name, outcomes[service.name])
+
+    @staticmethod
+    def _report(report: Callable[[str, str], None] | None, name: str, outcome: str) -> None:
+        if report is not None:
+            report(name, outcome)
+        log.info("stack component ready", extra={"component": name, "outcome": outcome})
 
     def down(self, report: Callable[[str, str], None] | None = None) -> None:
         # Services first, so none of them logs a burst of errors about a vanished broker.

@@ -1,0 +1,59 @@
+# The two commands a newcomer needs are `make demo` and `make test`; both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP_VERSION := 25.3
+UV_VERSION := 0.13.9
+SERVICES := ingest trainer scorer monitor registry-gateway
+PYTEST_TIERS ?= tests
+
+.PHONY: help setup up down status test test-unit test-integration lint contracts lock bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+# The stamp is newer than the lock and every pyproject once the venv holds exactly the lock.
+$(VENV)/.synced: $(BIN)/python requirements.lock libs/fraudops/pyproject.toml $(wildcard services/*/pyproject.toml)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION) uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
+	@touch $@
+
+setup: $(VENV)/.synced ## Create .venv from requirements.lock and fetch Kafka's jars
+	$(BIN)/fraudops setup
+
+up: setup ## Start the local stack (Kafka, MLflow, the five services) on 127.0.0.1
+	$(BIN)/fraudops up
+
+down: ## Stop the local stack
+	@if [ -x $(BIN)/fraudops ]; then $(BIN)/fraudops down; fi
+
+status: setup ## Show each part of the local stack and its health
+	$(BIN)/fraudops status
+
+lint: $(VENV)/.synced ## ruff (lint and format) and mypy over every package and the tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy libs/fraudops/src $(foreach s,$(SERVICES),services/$(s)/src) tests bench
+
+contracts: $(VENV)/.synced ## Regenerate contracts/openapi/*.json from the apps
+	$(BIN)/fraudops contracts generate
+
+lock: $(BIN)/python ## Re-resolve requirements.in into requirements.lock and each service's subset
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION) uv==$(UV_VERSION)
+	bash infrastructure/lock.sh $(BIN)/uv
+
+test: setup lint ## Lint, then the whole suite: unit, integration, e2e, reliability (real Kafka, Postgres, MLflow)
+	$(BIN)/python -m pytest $(PYTEST_TIERS)
+
+test-unit: $(VENV)/.synced ## Only the tests that need no services
+	$(BIN)/python -m pytest tests/unit
+
+bench: setup ## Run every benchmark; each measures its baseline in the same run
+	$(BIN)/python -m bench
