@@ -136,7 +136,7 @@ async def submit_labels(request: Request, principal: AuthenticatedPrincipal) -> 
     store: IngestStore = request.app.state.store
     metrics: IngestMetrics = request.app.state.ingest_metrics
     items = await read_items(request, "labels", settings.max_batch_size)
-    sorted_items = triage(items, Label, label_rules(settings))
+    sorted_items = triage(items, Label, label_rules(settings), unique_ids=False)
     labels = [label for _, label in sorted_items.valid]
     # Kafka first: the label store is the trainer's record of what was published.
     await _produce_all(

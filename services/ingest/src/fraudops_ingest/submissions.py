@@ -105,8 +105,13 @@ def triage(
     model: type[MessageT],
     rules: Callable[[MessageT], list[str]],
     server_fields: frozenset[str] = frozenset(),
+    unique_ids: bool = True,
 ) -> Triage[MessageT]:
-    """Validate each item against the contract and the business rules; repeated ids in one batch are duplicates."""
+    """Validate each item against the contract and the business rules.
+
+    With `unique_ids`, a repeated id in one batch is a duplicate (transactions); labels may repeat an id,
+    since a later verdict replaces an earlier one.
+    """
     sorted_items: Triage[MessageT] = Triage()
     seen: set[str] = set()
     for index, item in enumerate(items):
@@ -126,7 +131,7 @@ def triage(
         problems = rules(message)
         if problems:
             sorted_items.reject(index, message.transaction_id, problems)
-        elif message.transaction_id in seen:
+        elif unique_ids and message.transaction_id in seen:
             sorted_items.results[index] = ItemResult(
                 index=index, id=message.transaction_id, status=ItemStatus.DUPLICATE, reasons=["repeated in this batch"]
             )

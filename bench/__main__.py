@@ -1,0 +1,55 @@
+"""`python -m bench`: run every benchmark, write bench/results/<date>.json and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import avro_codec
+from bench.harness import Figure, machine
+
+BENCHMARKS = {"avro_codec": avro_codec.run}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _markdown(figures: list[Figure], description: dict[str, object], when: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {when} by `make bench` on: {description['platform']}, {description['cpus']} CPUs, "
+        f"Python {description['python']}, load average {description['load_average']}.",
+        "Every figure has a baseline measured in the same run; the ratio is figure / baseline.",
+        "",
+        "| benchmark | metric | value | baseline | baseline value | ratio | target |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in figures:
+        lines.append(
+            f"| {f.benchmark} | {f.metric} | {f.value} {f.unit} | {f.baseline_name} | {f.baseline} {f.unit} "
+            f"| {f.ratio:.2f} | {f.target} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(selected: list[str]) -> None:
+    unknown = set(selected) - BENCHMARKS.keys()
+    if unknown:
+        sys.exit(f"unknown benchmark(s) {sorted(unknown)}; known: {sorted(BENCHMARKS)}")
+    figures: list[Figure] = []
+    for name, run in BENCHMARKS.items():
+        if not selected or name in selected:
+            figures.extend(run())
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
+    description = machine()
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    payload = {"date": when, "machine": description, "figures": [f.as_dict() for f in figures]}
+    (results / f"{when}.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    (ROOT / "BENCHMARKS.md").write_text(_markdown(figures, description, when))
+    print(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
