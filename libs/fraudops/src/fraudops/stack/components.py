@@ -9,8 +9,11 @@ import secrets
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -18,6 +21,17 @@ from fraudops.health import KafkaProbe
 from fraudops.stack.config import StackSettings
 from fraudops.stack.kafka_runtime import KafkaRuntime
 from fraudops.stack.process import ManagedProcess, StackError, ensure_port_free, tail
+
+
+def run_check(check: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run an async check from sync code, also when the caller already runs an event loop (async tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(check())
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, check()).result()
 
 
 @dataclass(frozen=True)
@@ -89,7 +103,7 @@ class Component(ABC):
                     + tail(self.process.log_path)
                 )
             try:
-                asyncio.run(self.check())
+                run_check(self.check)
                 return
             except Exception as exc:
                 last_error = str(exc) or exc.__class__.__name__
@@ -107,7 +121,7 @@ class Component(ABC):
         if pid is None:
             return ComponentStatus(self.name, self.url, None, False, "not running")
         try:
-            asyncio.run(self.check())
+            run_check(self.check)
         except Exception as exc:
             return ComponentStatus(self.name, self.url, pid, False, str(exc) or exc.__class__.__name__)
         return ComponentStatus(self.name, self.url, pid, True, "ready")
