@@ -25,7 +25,16 @@ $(VENV)/.synced: $(BIN)/python requirements.lock libs/fraudops/pyproject.toml $(
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	@touch $@
 
-setup: $(VENV)/.synced ## Create .venv from requirements.lock and fetch Kafka's jars
+TOOLS := .tools
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+
+# checkov pins old packaging/botocore versions that clash with the workspace, so it lives in its own venv.
+$(CHECKOV): infrastructure/tools/checkov.lock $(VENV)/.synced
+	test -x $(TOOLS)/checkov/bin/python || $(PYTHON) -m venv $(TOOLS)/checkov
+	$(BIN)/uv pip sync --quiet --python $(TOOLS)/checkov/bin/python infrastructure/tools/checkov.lock
+	@touch $@
+
+setup: $(VENV)/.synced $(CHECKOV) ## Create .venv from requirements.lock, the tool venvs, and fetch Kafka's jars
 	$(BIN)/fraudops setup
 
 up: setup ## Start the local stack (Kafka, MLflow, the five services) on 127.0.0.1
@@ -48,6 +57,7 @@ contracts: $(VENV)/.synced ## Regenerate contracts/openapi/*.json from the apps
 lock: $(BIN)/python ## Re-resolve requirements.in into requirements.lock and each service's subset
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION) uv==$(UV_VERSION)
 	bash infrastructure/lock.sh $(BIN)/uv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes infrastructure/tools/checkov.in -o infrastructure/tools/checkov.lock
 
 test: setup lint ## Lint, then the whole suite: unit, integration, e2e, reliability (real Kafka, Postgres, MLflow)
 	$(BIN)/python -m pytest $(PYTEST_TIERS)

@@ -31,6 +31,8 @@ def stack_environment(state_dir: Path, mlflow_backend: str | None) -> dict[str, 
             "FRAUDOPS_STACK_KAFKA_CONTROLLER_PORT": str(free_port()),
             "FRAUDOPS_STACK_MLFLOW_PORT": str(free_port()),
             "FRAUDOPS_STACK_START_TIMEOUT_S": "180",
+            # Small enough that the oversize-upload test stays cheap.
+            "FRAUDOPS_INGEST_MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
         }
     )
     for service in SERVICE_DEPENDENCIES:

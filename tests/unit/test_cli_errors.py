@@ -120,3 +120,10 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = _run([FRAUDOPS, *command, "--help"], _clean_env())
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
+
+
+def test_usage_errors_print_usage_not_a_traceback() -> None:
+    result = _run([FRAUDOPS, "token"], _clean_env())
+    assert result.returncode == 2
+    assert "Missing argument" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ class BodyTooLarge(Exception):
 class BodySizeLimit:
     """Answer 413 when a request body exceeds the limit the app's settings give."""
 
-    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
+    def __init__(self, app: ASGIApp, limit: Callable[[Scope], int]) -> None:
         self.app = app
         self.limit = limit
 
@@ -23,7 +23,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit()
+        limit = self.limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await self._refuse(send, limit)

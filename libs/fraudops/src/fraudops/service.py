@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from prometheus_client import (
 )
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel
+from starlette.types import Scope
 
 from fraudops import __version__
 from fraudops.errors import ConfigurationError, FraudOpsError
@@ -96,8 +97,13 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     startup: Startup,
     shutdown: Shutdown | None = None,
+    upload_limits: Mapping[str, str] | None = None,
 ) -> FastAPI:
-    """Build a service app whose settings are loaded at startup, so the app itself can be imported without them."""
+    """Build a service app whose settings are loaded at startup, so the app itself can be imported without them.
+
+    `upload_limits` maps a path to the settings field holding its (larger) body limit.
+    """
+    upload_limits = upload_limits or {}
     metrics = ServiceMetrics(service)
 
     @asynccontextmanager
@@ -122,11 +128,12 @@ def create_service_app(
     app.state.metrics = metrics
     _install_error_handlers(app, metrics)
 
-    def body_limit() -> int:
+    def body_limit(scope: Scope) -> int:
         settings = getattr(app.state, "settings", None)
         if settings is None:
             return int(ServiceSettings.model_fields["max_body_bytes"].default)
-        return int(settings.max_body_bytes)
+        setting = upload_limits.get(scope.get("path", ""))
+        return int(getattr(settings, setting) if setting else settings.max_body_bytes)
 
     app.add_middleware(BodySizeLimit, limit=body_limit)
     app.include_router(health_router(service))

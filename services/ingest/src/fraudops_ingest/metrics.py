@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from fraudops_ingest.submissions import ItemStatus, SubmissionResult
 
 
 class IngestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.dataset_rows = Counter(
+            "fraud_ingest_dataset_rows_total", "Dataset rows validated, by outcome.", ["outcome"], registry=registry
+        )
+        self.validation_seconds = Histogram(
+            "fraud_ingest_dataset_validation_seconds",
+            "Time to load, validate and store one dataset.",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        )
+        self.upload_bytes = Counter("fraud_ingest_upload_bytes_total", "Bytes of datasets uploaded.", registry=registry)
         self.items = Counter(
             "fraud_ingest_items_total", "Submitted items by kind and outcome.", ["kind", "status"], registry=registry
         )
@@ -20,6 +31,11 @@ class IngestMetrics:
             ["kind", "field"],
             registry=registry,
         )
+
+    def record_dataset(self, summary: dict[str, Any]) -> None:
+        self.dataset_rows.labels("valid").inc(summary["rows_valid"])
+        self.dataset_rows.labels("quarantined").inc(summary["rows_quarantined"])
+        self.validation_seconds.observe(summary["validation_seconds"])
 
     def record(self, result: SubmissionResult, kind: str) -> None:
         for status in ItemStatus:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
@@ -20,6 +21,11 @@ class IngestSettings(ServiceSettings):
     kafka: KafkaSettings = KafkaSettings()
     # Where ingest remembers accepted transaction ids and keeps the label store (SQLite or Postgres URL).
     database_url: SecretStr = SecretStr("sqlite:///ingest.db")
+    # Dataset uploads are staged here while they are validated, then removed.
+    staging_dir: str = "staging"
+    # Root of stored datasets: a local folder (file:///abs/path) or s3://bucket/prefix.
+    datasets_uri: str = Field(default_factory=lambda: (Path.cwd() / "datasets").as_uri(), pattern=r"^(file|s3)://")
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
     max_batch_size: int = Field(default=1000, ge=1, le=10_000)
     max_amount: float = Field(default=1_000_000.0, gt=0)
     # Card clocks drift; anything further ahead than this is a bad timestamp, not a payment.

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     DateTime,
@@ -25,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from fraudops.contracts.messages import Label, LabelSource
 from fraudops.errors import DependencyUnavailableError
@@ -179,3 +181,125 @@ class IngestStore:
         ]
         next_after = rows[limit - 1].id if len(rows) > limit else None
         return page, next_after
+
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("dataset_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),  # queued, validating, ready, failed
+    Column("source", String(16), nullable=False),  # upload or simulation
+    Column("name", String(128), nullable=False),
+    Column("idempotency_key", String(256), unique=True),
+    Column("request", JSON, nullable=False),  # what is needed to (re)run the job
+    Column("summary", JSON),
+    Column("error", String(2000)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    dataset_id: str
+    status: str
+    source: str
+    name: str
+    idempotency_key: str | None
+    request: dict[str, Any]
+    summary: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DatasetCatalog:
+    """Status and summary of every dataset job, in ingest's database."""
+
+    def __init__(self, store: IngestStore) -> None:
+        self.engine = store.engine
+
+    def _record(self, row: Any) -> DatasetRecord:
+        return DatasetRecord(
+            dataset_id=row.dataset_id,
+            status=row.status,
+            source=row.source,
+            name=row.name,
+            idempotency_key=row.idempotency_key,
+            request=row.request,
+            summary=row.summary,
+            error=row.error,
+            created_at=_as_utc(row.created_at),
+            updated_at=_as_utc(row.updated_at),
+        )
+
+    def get(self, dataset_id: str) -> DatasetRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(datasets).where(datasets.c.dataset_id == dataset_id)).first()
+        return self._record(row) if row else None
+
+    def by_idempotency_key(self, key: str) -> DatasetRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(datasets).where(datasets.c.idempotency_key == key)).first()
+        return self._record(row) if row else None
+
+    def create(
+        self, dataset_id: str, source: str, name: str, request: dict[str, Any], idempotency_key: str | None
+    ) -> tuple[DatasetRecord, bool]:
+        """Insert a queued dataset; when the id exists already, return the existing one (False)."""
+        now = datetime.now(UTC)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(datasets).values(
+                        dataset_id=dataset_id,
+                        status="queued",
+                        source=source,
+                        name=name,
+                        idempotency_key=idempotency_key,
+                        request=request,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            existing = self.get(dataset_id)
+            if existing is None:
+                raise
+            return existing, False
+        created = self.get(dataset_id)
+        assert created is not None
+        return created, True
+
+    def requeue(self, dataset_id: str, request: dict[str, Any]) -> DatasetRecord:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(datasets)
+                .where(datasets.c.dataset_id == dataset_id)
+                .values(status="queued", request=request, error=None, summary=None, updated_at=datetime.now(UTC))
+            )
+        record = self.get(dataset_id)
+        assert record is not None
+        return record
+
+    def set_status(
+        self, dataset_id: str, status: str, summary: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(datasets)
+                .where(datasets.c.dataset_id == dataset_id)
+                .values(status=status, summary=summary, error=error, updated_at=datetime.now(UTC))
+            )
+
+    def unfinished(self) -> list[DatasetRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(datasets).where(datasets.c.status.in_(("queued", "validating"))).order_by(datasets.c.created_at)
+            ).all()
+        return [self._record(row) for row in rows]
+
+    def listing(self, limit: int) -> list[DatasetRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(datasets).order_by(datasets.c.created_at.desc()).limit(limit)).all()
+        return [self._record(row) for row in rows]

@@ -204,11 +204,11 @@ class MlflowServer(Component):
 
 # Which stack settings each service needs; services refuse unknown settings, so this stays exact.
 SERVICE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
-    "ingest": ("kafka", "database"),
+    "ingest": ("kafka", "database", "datasets"),
     "trainer": ("mlflow",),
     "scorer": ("kafka",),
     "monitor": ("kafka",),
-    "registry-gateway": ("kafka", "mlflow"),
+    "registry-gateway": ("kafka", "mlflow", "database"),
 }
 
 
@@ -254,7 +254,8 @@ class ServiceProcess(Component):
 
     def launch(self) -> Launch:
         prefix = env_prefix(self.name)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+        # The caller's own FRAUDOPS_<SERVICE>_* settings pass through; the stack sets only the wiring below.
+        env = dict(os.environ)
         env.update(
             {
                 "FRAUDOPS_SECRETS_DIR": str(self.settings.secrets_dir),
@@ -268,7 +269,11 @@ class ServiceProcess(Component):
         if "database" in needs:
             home = self.settings.state_dir / self.name
             home.mkdir(parents=True, exist_ok=True)
-            env[prefix + "DATABASE_URL"] = f"sqlite:///{home / 'service.db'}"
+            # A database the caller chose (Postgres in tests and compose) wins over the local SQLite file.
+            env.setdefault(prefix + "DATABASE_URL", f"sqlite:///{home / 'service.db'}")
+        if "datasets" in needs:
+            env[prefix + "STAGING_DIR"] = str(self.settings.state_dir / self.name / "staging")
+            env[prefix + "DATASETS_URI"] = (self.settings.state_dir / "datasets").as_uri()
         if "mlflow" in needs:
             env[prefix + "MLFLOW_TRACKING_URI"] = self.settings.mlflow_url
         module = "fraudops_" + self.name.replace("-", "_")

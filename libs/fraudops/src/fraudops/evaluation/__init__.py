@@ -1,0 +1,1 @@
+"""Honest evaluation of fraud models: time-aware splits and the metrics fraud teams use."""
