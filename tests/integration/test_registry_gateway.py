@@ -5,6 +5,8 @@ Each test registers its own model (a unique name), so tests share the stack with
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -96,8 +98,8 @@ def _wait_delivered(client: httpx.Client, name: str, timeout_s: float = 90) -> l
         time.sleep(0.5)
 
 
-async def _events(stack: RunningStack, name: str) -> list[ModelEvent]:
-    records = await drain(stack.settings.kafka_bootstrap, "model-events", idle_s=2)
+def _events(stack: RunningStack, name: str) -> list[ModelEvent]:
+    records = asyncio.run(drain(stack.settings.kafka_bootstrap, "model-events", idle_s=2))
     return [ModelEvent.from_avro(r.value) for r in records if r.key == name.encode()]
 
 
@@ -137,7 +139,7 @@ def test_a_failed_version_cannot_be_promoted(client: httpx.Client, bad_booster: 
     assert [entry["event_type"] for entry in _history(client, name)] == ["VALIDATED"]
 
 
-async def test_promotion_moves_the_alias_audits_and_announces(
+def test_promotion_moves_the_alias_audits_and_announces(
     stack: RunningStack, client: httpx.Client, good_booster: xgboost.Booster
 ) -> None:
     name = unique_model_name()
@@ -163,7 +165,7 @@ async def test_promotion_moves_the_alias_audits_and_announces(
     assert (promoted["alias"], promoted["from_version"], promoted["to_version"]) == ("champion", None, version)
     assert promoted["principal"] == "operator"
     assert promoted["reason"] == "test: Production"
-    events = await _events(stack, name)
+    events = _events(stack, name)
     assert [e.event_id for e in events] == [e["event_id"] for e in entries]
     assert events[-1].event_type == "PROMOTED"
     assert events[-1].to_version == version
@@ -194,7 +196,6 @@ def test_rollback_restores_the_previous_champion(client: httpx.Client, good_boos
 def test_a_version_stored_outside_the_artifact_store_fails_validation(client: httpx.Client) -> None:
     name = unique_model_name()
     # MLflow 3 refuses file:// sources outside a run's folder and `..` itself; foreign buckets it accepts.
-    mlflow.set_experiment(f"gateway-tests-{name}")
     with pytest.raises(MlflowException, match="Invalid model version source"):
         register_foreign_version(name, "file:///etc/passwd")
     version = register_foreign_version(name, "s3://someone-else/model")
@@ -216,7 +217,7 @@ def test_a_run_whose_artifacts_live_elsewhere_fails_validation(client: httpx.Cli
     assert any("resolves to 's3://someone-else" in reason for reason in result["reasons"]), result["reasons"]
 
 
-async def test_fallback_switch_is_announced_and_visible(
+def test_fallback_switch_is_announced_and_visible(
     stack: RunningStack, client: httpx.Client, good_booster: xgboost.Booster
 ) -> None:
     name = unique_model_name()
@@ -233,11 +234,11 @@ async def test_fallback_switch_is_announced_and_visible(
     assert client.get(f"/v1/models/{name}/champion").json()["fallback"] is False
 
     _wait_delivered(client, name)
-    kinds = [(e.event_type, e.reason) for e in await _events(stack, name) if e.event_type.startswith("FALLBACK")]
+    kinds = [(e.event_type, e.reason) for e in _events(stack, name) if e.event_type.startswith("FALLBACK")]
     assert kinds == [("FALLBACK_ON", "incident 42"), ("FALLBACK_OFF", "resolved")]
 
 
-async def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(
+def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(
     stack: RunningStack, client: httpx.Client, good_booster: xgboost.Booster
 ) -> None:
     name = unique_model_name()
@@ -260,10 +261,10 @@ async def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(
     entries = _wait_delivered(client, name)
     changes = entries[before:]
     assert len(changes) == codes.count(200) > 0
-    for earlier, later in zip(changes, changes[1:], strict=False):
+    for earlier, later in itertools.pairwise(changes):
         assert later["from_version"] == earlier["to_version"], (earlier, later)
     assert _champion_alias(name) == changes[-1]["to_version"]
-    assert [e.event_id for e in await _events(stack, name)] == [e["event_id"] for e in entries]
+    assert [e.event_id for e in _events(stack, name)] == [e["event_id"] for e in entries]
 
 
 def test_mlflow_down_answers_503_and_changes_nothing(
@@ -292,9 +293,7 @@ def test_mlflow_down_answers_503_and_changes_nothing(
     assert _promote(client, name, second).status_code == 200
 
 
-async def test_events_recorded_while_kafka_is_down_are_delivered_later(
-    stack: RunningStack, client: httpx.Client
-) -> None:
+def test_events_recorded_while_kafka_is_down_are_delivered_later(stack: RunningStack, client: httpx.Client) -> None:
     name = unique_model_name()
     register_foreign_version(name, "s3://someone-else/model")
     kafka = stack.stack.component("kafka")
@@ -306,4 +305,4 @@ async def test_events_recorded_while_kafka_is_down_are_delivered_later(
     finally:
         kafka.start()
     entries = _wait_delivered(client, name, timeout_s=120)
-    assert [e.reason for e in await _events(stack, name)] == [e["reason"] for e in entries]
+    assert [e.reason for e in _events(stack, name)] == [e["reason"] for e in entries]

@@ -7,12 +7,14 @@ What the integration tests cannot provoke on demand: a database commit failing a
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError
 
 from fraudops.contracts.messages import ModelEvent, ModelEventType
@@ -211,7 +213,7 @@ async def test_concurrent_changes_form_one_chain(store: GatewayStore) -> None:
     await asyncio.gather(*(change(i) for i in range(20)))
     moves = [r for r in store.history(NAME, 0, 1000) if r.alias == "champion"]
     assert moves
-    for earlier, later in zip(moves, moves[1:], strict=False):
+    for earlier, later in itertools.pairwise(moves):
         assert later.from_version == earlier.to_version
     assert registry.aliases["champion"] == moves[-1].to_version
 
@@ -271,6 +273,6 @@ async def test_outbox_delivers_in_order_after_failures(store: GatewayStore) -> N
 
 
 def test_settings_defaults_are_safe() -> None:
-    settings = RegistryGatewaySettings(tokens={"operator": "Zq8vT1mB4xW7nR2kL9pC"})  # type: ignore[arg-type]
+    settings = RegistryGatewaySettings(tokens={"operator": SecretStr("Zq8vT1mB4xW7nR2kL9pC")})
     assert settings.allowed_source_prefixes == ["mlflow-artifacts:/", "models:/", "runs:/"]
     assert settings.database_url.get_secret_value().startswith("sqlite:///")

@@ -185,6 +185,60 @@ def simulate(
     typer.echo(f"{out}: {result.summary()}, {time.perf_counter() - started:.1f} s")
 
 
+@app.command()
+def replay(
+    source: Annotated[
+        Path, typer.Option("--input", help="Parquet file of transactions (e.g. from `fraudops simulate`).")
+    ],
+    rate: Annotated[float, typer.Option(help="Transactions per second; 0 sends as fast as possible.", min=0)] = 1000.0,
+    limit: Annotated[
+        int | None, typer.Option(help="Send only the first N transactions (by event time).", min=1)
+    ] = None,
+    with_labels: Annotated[
+        bool,
+        typer.Option("--with-labels", help="Also send late labels (derived from is_fraud) when they become known."),
+    ] = False,
+    bootstrap: Annotated[str, typer.Option(help="Kafka bootstrap servers.")] = "127.0.0.1:9092",
+) -> None:
+    """Stream a dataset into the `transactions` topic at a steady rate (labels into `labels`)."""
+    import pandas as pd
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from fraudops.errors import InvalidInputError
+    from fraudops.replay import replay as run_replay
+    from fraudops.settings import KafkaSettings
+
+    if not source.is_file():
+        raise InvalidInputError(f"--input {source} is not a file")
+    transactions = pd.read_parquet(source).sort_values("event_time", kind="stable")
+    if limit is not None:
+        transactions = transactions.head(limit)
+    labels = None
+    if with_labels:
+        if "is_fraud" not in transactions.columns:
+            raise InvalidInputError("--with-labels needs an is_fraud column in the dataset")
+        from fraudops.simulator import derive_labels
+
+        labels = derive_labels(transactions)
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("replay", total=len(transactions))
+        result = asyncio.run(
+            run_replay(
+                transactions,
+                KafkaSettings(bootstrap_servers=bootstrap),
+                rate,
+                labels,
+                progress=lambda done, _total: progress.update(task, completed=done),
+            )
+        )
+    typer.echo(
+        f"sent {result.transactions} transactions and {result.labels} labels in {result.seconds:.1f} s "
+        f"({result.rate:,.0f} transactions/s)"
+    )
+
+
 def main() -> None:
     """Console entry point: platform errors become one line on stderr and a non-zero exit."""
     import logging
