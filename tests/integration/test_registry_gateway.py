@@ -14,12 +14,15 @@ from typing import Any
 
 import httpx
 import mlflow
+import psycopg
 import pytest
 import xgboost
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from fraudops.contracts.messages import ModelEvent
+from fraudops_registry_gateway.store import GatewayStore
+from tests.support.db_lock import lock_order
 from tests.support.kafka import drain
 from tests.support.models import (
     register_foreign_version,
@@ -28,7 +31,7 @@ from tests.support.models import (
     unique_model_name,
 )
 from tests.support.postgres import fresh_database
-from tests.support.registry_gateway import gateway_on_database
+from tests.support.registry_gateway import DATABASE_ENV, gateway_on_database
 from tests.support.stack import RunningStack
 
 pytestmark = pytest.mark.integration
@@ -37,11 +40,21 @@ SERVICE = "registry-gateway"
 
 
 @pytest.fixture(scope="module")
-def stack(running_stack: RunningStack, postgres_admin_dsn: str) -> Iterator[RunningStack]:
-    """The stack with the gateway on its own Postgres database, and this process's MLflow client pointed at it."""
-    mlflow.set_tracking_uri(running_stack.url("mlflow"))
+def gateway_database(running_stack: RunningStack, postgres_admin_dsn: str) -> Iterator[str]:
+    """The Postgres database the gateway runs on during these tests."""
+    given = running_stack.env.get(DATABASE_ENV)
+    if given is not None:
+        yield given
+        return
     with fresh_database(postgres_admin_dsn, "registry_gateway") as url, gateway_on_database(running_stack, url):
-        yield running_stack
+        yield url
+
+
+@pytest.fixture(scope="module")
+def stack(running_stack: RunningStack, gateway_database: str) -> RunningStack:
+    """The stack with the gateway on Postgres, and this process's MLflow client pointed at its MLflow."""
+    mlflow.set_tracking_uri(running_stack.url("mlflow"))
+    return running_stack
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +224,7 @@ def test_a_run_whose_artifacts_live_elsewhere_fails_validation(client: httpx.Cli
     experiment = mlflow.create_experiment(f"foreign-{name}", artifact_location="s3://someone-else/experiments")
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_param("purpose", "artifacts elsewhere")
-    version = register_foreign_version(name, f"runs:/{run.info.run_id}/model")
+    version = register_foreign_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     result = _validate(client, name, version)
     assert result["validation_status"] == "failed"
     assert any("resolves to 's3://someone-else" in reason for reason in result["reasons"]), result["reasons"]
@@ -239,7 +252,7 @@ def test_fallback_switch_is_announced_and_visible(
 
 
 def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(
-    stack: RunningStack, client: httpx.Client, good_booster: xgboost.Booster
+    stack: RunningStack, gateway_database: str, client: httpx.Client, good_booster: xgboost.Booster
 ) -> None:
     name = unique_model_name()
     versions = _passed_versions(client, name, good_booster, 3)
@@ -265,6 +278,22 @@ def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(
         assert later["from_version"] == earlier["to_version"], (earlier, later)
     assert _champion_alias(name) == changes[-1]["to_version"]
     assert [e.event_id for e in _events(stack, name)] == [e["event_id"] for e in entries]
+    # The audit log is durable in Postgres, not only in the gateway's answers.
+    with psycopg.connect(gateway_database) as conn:
+        stored = conn.execute("SELECT event_id FROM audit_log WHERE model_name = %s ORDER BY id", (name,)).fetchall()
+    assert [row[0] for row in stored] == [e["event_id"] for e in entries]
+
+
+def test_postgres_locks_one_model_at_a_time(gateway_database: str) -> None:
+    first, second = GatewayStore(gateway_database), GatewayStore(gateway_database)
+    name, other = unique_model_name(), unique_model_name()
+    try:
+        # The same model waits for the holder (SELECT ... FOR UPDATE); another model does not.
+        assert lock_order(first, second, name, name) == ["holder released", "waiter entered"]
+        assert lock_order(first, second, name, other) == ["waiter entered", "holder released"]
+    finally:
+        first.engine.dispose()
+        second.engine.dispose()
 
 
 def test_mlflow_down_answers_503_and_changes_nothing(
@@ -273,7 +302,7 @@ def test_mlflow_down_answers_503_and_changes_nothing(
     name = unique_model_name()
     first, second = _passed_versions(client, name, good_booster, 2)
     assert _promote(client, name, first).status_code == 200
-    before = _history(client, name)
+    before = _wait_delivered(client, name)
     mlflow_server = stack.stack.component("mlflow")
     mlflow_server.stop()
     try:

@@ -98,17 +98,19 @@ def register_version(
     return version
 
 
-def register_foreign_version(name: str, source: str) -> str:
+def register_foreign_version(name: str, source: str, run_id: str | None = None) -> str:
     """A version whose source is `source` (e.g. another party's bucket), attached to a real run."""
-    with mlflow.start_run(experiment_id=_experiment(name)) as run:
-        mlflow.log_param("purpose", "foreign source")
+    if run_id is None:
+        with mlflow.start_run(experiment_id=_experiment(name)) as run:
+            mlflow.log_param("purpose", "foreign source")
+        run_id = run.info.run_id
     client = MlflowClient()
     try:
         client.create_registered_model(name)
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version = client.create_model_version(name, source=source, run_id=run.info.run_id)
+    version = client.create_model_version(name, source=source, run_id=run_id)
     for key, value in contract_tags().items():
         client.set_model_version_tag(name, version.version, key, value)
     return str(version.version)

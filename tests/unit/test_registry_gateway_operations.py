@@ -30,6 +30,7 @@ from fraudops_registry_gateway.settings import RegistryGatewaySettings
 from fraudops_registry_gateway.stages import Target
 from fraudops_registry_gateway.store import GatewayStore, ModelTransaction
 from fraudops_registry_gateway.validation import ValidationOutcome, Validator
+from tests.support.db_lock import lock_order
 
 NAME = "fraud-detector"
 
@@ -270,6 +271,15 @@ async def test_outbox_delivers_in_order_after_failures(store: GatewayStore) -> N
     reasons = [ModelEvent.from_avro(value).reason for value in producer.sent]
     assert reasons == ["switch 0", "switch 1", "switch 2"]
     assert all(record.delivered for record in store.history(NAME, 0, 10))
+
+
+def test_sqlite_lock_holds_a_second_writer_back(store: GatewayStore, tmp_path: Path) -> None:
+    # A second engine is what a second process would have: only BEGIN IMMEDIATE can make it wait.
+    other = GatewayStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+    try:
+        assert lock_order(store, other, NAME, NAME) == ["holder released", "waiter entered"]
+    finally:
+        other.engine.dispose()
 
 
 def test_settings_defaults_are_safe() -> None:

@@ -239,6 +239,17 @@ def replay(
     )
 
 
+def _register_plugin_commands() -> None:
+    """Sub-commands that service packages contribute (entry point group `fraudops.commands`)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="fraudops.commands"):
+        app.command(entry.name)(entry.load())
+
+
+_register_plugin_commands()
+
+
 def main() -> None:
     """Console entry point: platform errors become one line on stderr and a non-zero exit."""
     import logging

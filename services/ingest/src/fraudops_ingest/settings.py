@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from fraudops.datasets import check_storage_uri
 from fraudops.settings import KafkaSettings, ServiceSettings
 
 
@@ -23,7 +24,8 @@ class IngestSettings(ServiceSettings):
     database_url: SecretStr = SecretStr("sqlite:///ingest.db")
     # Dataset uploads are staged here while they are validated, then removed.
     staging_dir: str = "staging"
-    # Root of stored datasets: a local folder (file:///abs/path) or s3://bucket/prefix.
+    # Root of stored datasets: a local folder (file:///abs/path) or s3://bucket/prefix. It is returned to clients,
+    # so it carries no credentials or options: S3 is configured by the AWS_* variables (see fraudops.datasets).
     datasets_uri: str = Field(default_factory=lambda: (Path.cwd() / "datasets").as_uri(), pattern=r"^(file|s3)://")
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
     max_batch_size: int = Field(default=1000, ge=1, le=10_000)
@@ -31,3 +33,8 @@ class IngestSettings(ServiceSettings):
     # Card clocks drift; anything further ahead than this is a bad timestamp, not a payment.
     max_future_skew_s: int = Field(default=300, ge=0, le=86_400)
     earliest_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+
+    @field_validator("datasets_uri")
+    @classmethod
+    def _datasets_uri_is_plain(cls, uri: str) -> str:
+        return check_storage_uri(uri)

@@ -26,7 +26,7 @@ from fraudops.errors import DependencyUnavailableError, FraudOpsError, InvalidIn
 
 log = logging.getLogger(__name__)
 
-# Set once per process before MLflow reads them (it reads them on every request).
+# MLflow reads these on every request. Retries and timeout come from the gateway's settings (below).
 _MLFLOW_CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -36,10 +36,9 @@ _MLFLOW_CLIENT_ENV = {
 
 def configure_mlflow_client(tracking_uri: str, retries: int, timeout_s: int) -> None:
     """Point MLflow's module-level helpers (artifact downloads, model loading) at the tracking server."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout_s))
-    for name, value in _MLFLOW_CLIENT_ENV.items():
-        os.environ.setdefault(name, value)
+    os.environ.update(_MLFLOW_CLIENT_ENV)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout_s)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
 

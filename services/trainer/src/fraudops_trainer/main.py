@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from fastapi import FastAPI
 
 from fraudops.health import HttpProbe, Probe
 from fraudops.service import create_service_app
+from fraudops_trainer.jobs import JobRunner, JobStore
+from fraudops_trainer.routes import router
 from fraudops_trainer.settings import TrainerSettings
+
+
+class JobStoreProbe:
+    name = "database"
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    async def check(self) -> None:
+        try:
+            await asyncio.to_thread(self.store.ping)
+        except Exception as exc:
+            raise ConnectionError(f"job store unreachable: {exc.__class__.__name__}") from exc
 
 
 async def startup(app: FastAPI) -> Sequence[Probe]:
     settings: TrainerSettings = app.state.settings
-    return [HttpProbe("mlflow", settings.mlflow_tracking_uri.rstrip("/") + "/health")]
+    app.state.jobs = JobStore(settings.database_url.get_secret_value())
+    await asyncio.to_thread(app.state.jobs.create_schema)
+    app.state.runner = JobRunner(app.state.jobs, settings.mlflow_tracking_uri, settings.experiment, settings.model_name)
+    app.state.runner.start()
+    await app.state.runner.resume_unfinished()
+    return [HttpProbe("mlflow", settings.mlflow_tracking_uri.rstrip("/") + "/health"), JobStoreProbe(app.state.jobs)]
+
+
+async def shutdown(app: FastAPI) -> None:
+    await app.state.runner.stop()
+    app.state.jobs.engine.dispose()
 
 
 app = create_service_app(
     service=TrainerSettings.service_name,
     settings_cls=TrainerSettings,
     description="Training jobs: features, time-aware evaluation, XGBoost, MLflow tracking and registration.",
+    routers=[router],
     startup=startup,
+    shutdown=shutdown,
 )

@@ -205,7 +205,7 @@ class MlflowServer(Component):
 # Which stack settings each service needs; services refuse unknown settings, so this stays exact.
 SERVICE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "ingest": ("kafka", "database", "datasets"),
-    "trainer": ("mlflow",),
+    "trainer": ("mlflow", "database", "ingest"),
     "scorer": ("kafka",),
     "monitor": ("kafka",),
     "registry-gateway": ("kafka", "mlflow", "database"),
@@ -274,6 +274,8 @@ class ServiceProcess(Component):
         if "datasets" in needs:
             env[prefix + "STAGING_DIR"] = str(self.settings.state_dir / self.name / "staging")
             env[prefix + "DATASETS_URI"] = (self.settings.state_dir / "datasets").as_uri()
+        if "ingest" in needs:
+            env[prefix + "INGEST_URL"] = f"http://{self.settings.host}:{self.settings.service_port('ingest')}"
         if "mlflow" in needs:
             env[prefix + "MLFLOW_TRACKING_URI"] = self.settings.mlflow_url
         module = "fraudops_" + self.name.replace("-", "_")

@@ -1,7 +1,12 @@
-"""Writing a validated dataset to the artifact store (a local folder or S3) so that readers see all or nothing."""
+"""Writing a validated dataset to the artifact store (a local folder or S3) so that readers see all or nothing.
+
+The store is opened with `fraudops.datasets.open_storage`, as the readers open it, so S3 is configured for both by
+the same AWS_* environment variables (see that module).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +16,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from fraudops.datasets import MANIFEST, PARTITION_COLUMN, join_uri
+from fraudops.datasets import MANIFEST, PARTITION_COLUMN, join_uri, open_storage
 
 
 class DatasetWriter:
@@ -19,13 +24,19 @@ class DatasetWriter:
 
     def __init__(self, root_uri: str, dataset_id: str) -> None:
         self.uri = join_uri(root_uri, dataset_id)
-        self.filesystem, self.path = pafs.FileSystem.from_uri(self.uri)
+        self.filesystem, self.path = open_storage(self.uri)
+        # S3 has no directories: a key's prefixes exist once the key does, and creating one would only add an
+        # empty marker object per level.
+        self._has_directories = not isinstance(self.filesystem, pafs.S3FileSystem)
 
     def clear(self) -> None:
-        """Remove what an interrupted earlier attempt may have left."""
-        info = self.filesystem.get_file_info(self.path)
-        if info.type != pafs.FileType.NotFound:
+        """Remove what an interrupted earlier attempt may have left (everything under the dataset's prefix)."""
+        with contextlib.suppress(FileNotFoundError):
             self.filesystem.delete_dir(self.path)
+
+    def _make_dir(self, path: str) -> None:
+        if self._has_directories:
+            self.filesystem.create_dir(path)
 
     def write_valid(self, frame: pd.DataFrame) -> None:
         table = frame.assign(**{PARTITION_COLUMN: frame["event_time"].dt.strftime("%Y-%m-%d")})
@@ -44,7 +55,7 @@ class DatasetWriter:
     def write_quarantine(self, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
-        self.filesystem.create_dir(join_uri(self.path, "quarantine"))
+        self._make_dir(join_uri(self.path, "quarantine"))
         table = pa.Table.from_pandas(frame, preserve_index=False)
         with self.filesystem.open_output_stream(join_uri(self.path, "quarantine", "part-0.parquet")) as stream:
             import pyarrow.parquet as pq
@@ -61,7 +72,7 @@ class DatasetWriter:
         for file in sorted(p for p in source.rglob("*") if p.is_file()):
             relative = file.relative_to(source).as_posix()
             target = join_uri(self.path, name, relative)
-            self.filesystem.create_dir(target.rsplit("/", 1)[0])
+            self._make_dir(target.rsplit("/", 1)[0])
             with self.filesystem.open_output_stream(target) as stream:
                 stream.write(file.read_bytes())
         return join_uri(self.uri, name)
