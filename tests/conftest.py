@@ -32,10 +32,20 @@ def mlflow_backend_dsn(postgres_admin_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def running_stack(tmp_path_factory: pytest.TempPathFactory, mlflow_backend_dsn: str) -> Iterator[RunningStack]:
-    """`fraudops up` on free ports, MLflow on Postgres; `fraudops down` afterwards, whatever happened."""
+def gateway_database_dsn(postgres_admin_dsn: str) -> Iterator[str]:
+    with fresh_database(postgres_admin_dsn, "registry_gateway") as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def running_stack(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_backend_dsn: str, gateway_database_dsn: str
+) -> Iterator[RunningStack]:
+    """`fraudops up` on free ports, MLflow and the registry gateway on Postgres; `fraudops down` afterwards."""
     state_dir: Path = tmp_path_factory.mktemp("stack")
     env = stack_environment(state_dir, mlflow_backend_dsn)
+    # As in compose: the gateway's audit store is Postgres (the stack's default would be SQLite).
+    env["FRAUDOPS_REGISTRY_GATEWAY_DATABASE_URL"] = gateway_database_dsn
     try:
         result = run_cli(env, "up")
         assert result.returncode == 0, f"fraudops up failed:\n{result.stdout}\n{result.stderr}"

@@ -30,8 +30,6 @@ from tests.support.models import (
     train_booster,
     unique_model_name,
 )
-from tests.support.postgres import fresh_database
-from tests.support.registry_gateway import DATABASE_ENV, gateway_on_database
 from tests.support.stack import RunningStack
 
 pytestmark = pytest.mark.integration
@@ -40,19 +38,8 @@ SERVICE = "registry-gateway"
 
 
 @pytest.fixture(scope="module")
-def gateway_database(running_stack: RunningStack, postgres_admin_dsn: str) -> Iterator[str]:
-    """The Postgres database the gateway runs on during these tests."""
-    given = running_stack.env.get(DATABASE_ENV)
-    if given is not None:
-        yield given
-        return
-    with fresh_database(postgres_admin_dsn, "registry_gateway") as url, gateway_on_database(running_stack, url):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def stack(running_stack: RunningStack, gateway_database: str) -> RunningStack:
-    """The stack with the gateway on Postgres, and this process's MLflow client pointed at its MLflow."""
+def stack(running_stack: RunningStack) -> RunningStack:
+    """The stack (gateway on Postgres), with this process's MLflow client pointed at its MLflow."""
     mlflow.set_tracking_uri(running_stack.url("mlflow"))
     return running_stack
 
@@ -252,7 +239,7 @@ def test_fallback_switch_is_announced_and_visible(
 
 
 def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(
-    stack: RunningStack, gateway_database: str, client: httpx.Client, good_booster: xgboost.Booster
+    stack: RunningStack, gateway_database_dsn: str, client: httpx.Client, good_booster: xgboost.Booster
 ) -> None:
     name = unique_model_name()
     versions = _passed_versions(client, name, good_booster, 3)
@@ -279,13 +266,13 @@ def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(
     assert _champion_alias(name) == changes[-1]["to_version"]
     assert [e.event_id for e in _events(stack, name)] == [e["event_id"] for e in entries]
     # The audit log is durable in Postgres, not only in the gateway's answers.
-    with psycopg.connect(gateway_database) as conn:
+    with psycopg.connect(gateway_database_dsn) as conn:
         stored = conn.execute("SELECT event_id FROM audit_log WHERE model_name = %s ORDER BY id", (name,)).fetchall()
     assert [row[0] for row in stored] == [e["event_id"] for e in entries]
 
 
-def test_postgres_locks_one_model_at_a_time(gateway_database: str) -> None:
-    first, second = GatewayStore(gateway_database), GatewayStore(gateway_database)
+def test_postgres_locks_one_model_at_a_time(gateway_database_dsn: str) -> None:
+    first, second = GatewayStore(gateway_database_dsn), GatewayStore(gateway_database_dsn)
     name, other = unique_model_name(), unique_model_name()
     try:
         # The same model waits for the holder (SELECT ... FOR UPDATE); another model does not.

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from fraudops.features import FEATURE_NAMES, FEATURE_VERSION
 from fraudops_registry_gateway.contract import serving_parameters, tag_problems
 from fraudops_registry_gateway.gate import Scores, minimum_problems, regression_problems
-from fraudops_registry_gateway.metrics_math import average_precision, card_precision_top_k, roc_auc
 from fraudops_registry_gateway.settings import GateSettings
 from fraudops_registry_gateway.sources import (
     LoggedModelRef,
@@ -24,60 +20,6 @@ from fraudops_registry_gateway.sources import (
 from fraudops_registry_gateway.stages import Stage, Target, parse_alias, parse_target, stage_of
 
 ALLOWED = ["mlflow-artifacts:/", "models:/", "runs:/"]
-
-
-# ---- metrics ----------------------------------------------------------------------------------------
-
-
-def test_average_precision_by_hand() -> None:
-    # Ranked: 1 (P=1/1), 0, 1 (P=2/3), 0: AP = (1 + 2/3) / 2.
-    assert average_precision([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]) == pytest.approx((1 + 2 / 3) / 2)
-    assert average_precision([0, 1], [0.5, 0.5]) == pytest.approx(0.5)  # a tie is one threshold
-
-
-def test_roc_auc_by_hand() -> None:
-    assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
-    assert roc_auc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)
-
-
-def test_metrics_agree_with_scikit_learn() -> None:
-    sk = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(3)
-    for _ in range(50):
-        labels = rng.integers(0, 2, 200)
-        scores = np.round(rng.random(200), 2)  # rounding makes ties
-        assert average_precision(labels, scores) == pytest.approx(sk.average_precision_score(labels, scores))
-        assert roc_auc(labels, scores) == pytest.approx(sk.roc_auc_score(labels, scores))
-
-
-def test_metrics_refuse_undefined_cases() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        average_precision([0, 0], [0.1, 0.2])
-    with pytest.raises(ValueError, match="both"):
-        roc_auc([1, 1], [0.1, 0.2])
-    with pytest.raises(ValueError, match="0 or 1"):
-        roc_auc([2, 0], [0.1, 0.2])
-
-
-def test_card_precision_counts_cards_per_day_and_divides_by_k() -> None:
-    day1 = datetime(2026, 1, 1, 10, tzinfo=UTC)
-    day2 = day1 + timedelta(days=1)
-    frame = pd.DataFrame(
-        {
-            "time": [day1, day1, day1, day1, day2, day2],
-            # Card a pays twice on day 1: one card, its highest score, compromised by its fraud.
-            "card": ["a", "a", "b", "c", "a", "b"],
-            "label": [0, 1, 0, 1, 0, 0],
-            "score": [0.9, 0.2, 0.8, 0.1, 0.7, 0.6],
-        }
-    )
-    # Day 1 top 2: a (0.9, fraud), b (0.8) -> 1/2; day 2 top 2: a, b, no fraud -> 0. Mean 0.25.
-    result = card_precision_top_k(frame["time"], frame["card"], frame["label"], frame["score"], k=2)
-    assert result == pytest.approx(0.25)
-    # Fewer cards than k still divide by k: day 1 has 1 compromised card out of k=4 checks, and so on.
-    assert card_precision_top_k(frame["time"], frame["card"], frame["label"], frame["score"], k=4) == pytest.approx(
-        (2 / 4 + 0) / 2
-    )
 
 
 # ---- the gate -------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import numpy.typing as npt
 import pandas as pd
 import xgboost
 
+from fraudops.evaluation.metrics import average_precision, card_precision_at_k, roc_auc
 from fraudops.features import FEATURE_NAMES
 from fraudops_registry_gateway.contract import CARD_COLUMN, LABEL_COLUMN, TIME_COLUMN
-from fraudops_registry_gateway.metrics_math import average_precision, card_precision_top_k, roc_auc
 from fraudops_registry_gateway.settings import GateSettings
 
 # The Handbook's investigators check 100 cards a day; the gate's minimum is stated for that capacity.
@@ -45,8 +45,8 @@ def measure(frame: pd.DataFrame, predictions: npt.NDArray[np.float64], k: int = 
     return Scores(
         average_precision=average_precision(labels, predictions),
         roc_auc=roc_auc(labels, predictions),
-        card_precision_at_k=card_precision_top_k(
-            frame[TIME_COLUMN], frame[CARD_COLUMN].astype(str), labels, predictions, k
+        card_precision_at_k=card_precision_at_k(
+            frame.assign(score=predictions), k, label=LABEL_COLUMN, card=CARD_COLUMN, time=TIME_COLUMN
         ),
         k=k,
     )

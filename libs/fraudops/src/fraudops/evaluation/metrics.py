@@ -39,7 +39,12 @@ def average_precision(labels: ArrayLike, scores: ArrayLike) -> float:
 
 
 def card_precision_at_k(
-    frame: pd.DataFrame, k: int = 100, score: str = "score", label: str = "is_fraud", card: str = "customer_id"
+    frame: pd.DataFrame,
+    k: int = 100,
+    score: str = "score",
+    label: str = "is_fraud",
+    card: str = "customer_id",
+    time: str = "event_time",
 ) -> float:
     """Card Precision@k per day, averaged over days (Fraud Detection Handbook, chapter 4).
 
@@ -48,7 +53,7 @@ def card_precision_at_k(
     """
     if frame.empty:
         return float("nan")
-    day = pd.to_datetime(frame["event_time"], utc=True).dt.floor("D")
+    day = pd.to_datetime(frame[time], utc=True).dt.floor("D")
     per_card = (
         frame.assign(_day=day)
         .groupby(["_day", card], observed=True)
