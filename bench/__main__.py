@@ -7,10 +7,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import avro_codec, simulator
+from bench import avro_codec, simulator, training
 from bench.harness import Figure, machine
 
-BENCHMARKS = {"avro_codec": avro_codec.run, "simulator": simulator.run}
+BENCHMARKS = {"avro_codec": avro_codec.run, "simulator": simulator.run, "training": training.run}
 ROOT = Path(__file__).resolve().parent.parent
 
 
