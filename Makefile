@@ -20,9 +20,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The stamp is newer than the lock and every pyproject once the venv holds exactly the lock.
+# Reinstalling the workspace's own (editable) packages refreshes their metadata: entry points, scripts.
 $(VENV)/.synced: $(BIN)/python requirements.lock libs/fraudops/pyproject.toml $(wildcard services/*/pyproject.toml)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION) uv==$(UV_VERSION)
-	# Reinstalling the workspace's own (editable) packages refreshes their metadata: entry points, scripts.
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock \
 	  $(foreach p,fraudops $(addprefix fraudops-,$(SERVICES)),--reinstall-package $(p))
 	@touch $@

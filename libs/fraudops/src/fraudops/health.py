@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import httpx
@@ -60,6 +60,21 @@ class HttpProbe:
             raise ConnectionError(f"{self.url} unreachable: {exc.__class__.__name__}") from exc
         if response.status_code >= 300:
             raise ConnectionError(f"{self.url} answered {response.status_code}")
+
+
+class BlockingProbe:
+    """A dependency checked by a blocking call (a database ping), run in a worker thread."""
+
+    def __init__(self, name: str, check: Callable[[], object], what: str) -> None:
+        self.name = name
+        self._check = check
+        self.what = what
+
+    async def check(self) -> None:
+        try:
+            await asyncio.to_thread(self._check)
+        except Exception as exc:
+            raise ConnectionError(f"{self.what} unreachable: {exc.__class__.__name__}") from exc
 
 
 class Liveness(BaseModel):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 
 from fraudops.errors import DependencyUnavailableError
-from fraudops.health import KafkaProbe, Probe
+from fraudops.health import BlockingProbe, KafkaProbe, Probe
 from fraudops.kafka import ManagedProducer
 from fraudops.service import create_service_app
 from fraudops_ingest.datasets.routes import router as datasets_router
@@ -18,19 +18,6 @@ from fraudops_ingest.metrics import IngestMetrics
 from fraudops_ingest.routes import router
 from fraudops_ingest.settings import IngestSettings
 from fraudops_ingest.store import DatasetCatalog, IngestStore
-
-
-class DatabaseProbe:
-    name = "database"
-
-    def __init__(self, store: IngestStore) -> None:
-        self.store = store
-
-    async def check(self) -> None:
-        try:
-            await asyncio.to_thread(self.store.ping)
-        except Exception as exc:
-            raise ConnectionError(f"ingest database unreachable: {exc.__class__.__name__}") from exc
 
 
 async def startup(app: FastAPI) -> Sequence[Probe]:
@@ -46,7 +33,10 @@ async def startup(app: FastAPI) -> Sequence[Probe]:
     app.state.dataset_runner.metrics_hook = app.state.ingest_metrics.record_dataset
     app.state.dataset_runner.start()
     await app.state.dataset_runner.resume_unfinished()
-    return [KafkaProbe(settings.kafka.bootstrap_servers), DatabaseProbe(app.state.store)]
+    return [
+        KafkaProbe(settings.kafka.bootstrap_servers),
+        BlockingProbe("database", app.state.store.ping, "ingest database"),
+    ]
 
 
 async def shutdown(app: FastAPI) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 
 from fraudops.errors import DependencyUnavailableError
-from fraudops.health import HttpProbe, KafkaProbe, Probe
+from fraudops.health import BlockingProbe, HttpProbe, KafkaProbe, Probe
 from fraudops.kafka import ManagedProducer
 from fraudops.service import create_service_app
 from fraudops_registry_gateway.metrics import GatewayMetrics
@@ -24,19 +24,6 @@ from fraudops_registry_gateway.validation import Validator
 DESCRIPTION = (
     "The only writer of model aliases in MLflow: promotion with quality gates, rollback, audit and model events."
 )
-
-
-class DatabaseProbe:
-    name = "database"
-
-    def __init__(self, store: GatewayStore) -> None:
-        self.store = store
-
-    async def check(self) -> None:
-        try:
-            await asyncio.to_thread(self.store.ping)
-        except Exception as exc:
-            raise ConnectionError(f"registry-gateway database unreachable: {exc.__class__.__name__}") from exc
 
 
 async def startup(app: FastAPI) -> Sequence[Probe]:
@@ -69,7 +56,7 @@ async def startup(app: FastAPI) -> Sequence[Probe]:
     return [
         HttpProbe("mlflow", settings.mlflow_tracking_uri.rstrip("/") + "/health"),
         KafkaProbe(settings.kafka.bootstrap_servers),
-        DatabaseProbe(store),
+        BlockingProbe("database", store.ping, "registry-gateway database"),
     ]
 
 

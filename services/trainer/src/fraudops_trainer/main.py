@@ -7,24 +7,11 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
-from fraudops.health import HttpProbe, Probe
+from fraudops.health import BlockingProbe, HttpProbe, Probe
 from fraudops.service import create_service_app
 from fraudops_trainer.jobs import JobRunner, JobStore
 from fraudops_trainer.routes import router
 from fraudops_trainer.settings import TrainerSettings
-
-
-class JobStoreProbe:
-    name = "database"
-
-    def __init__(self, store: JobStore) -> None:
-        self.store = store
-
-    async def check(self) -> None:
-        try:
-            await asyncio.to_thread(self.store.ping)
-        except Exception as exc:
-            raise ConnectionError(f"job store unreachable: {exc.__class__.__name__}") from exc
 
 
 async def startup(app: FastAPI) -> Sequence[Probe]:
@@ -34,7 +21,10 @@ async def startup(app: FastAPI) -> Sequence[Probe]:
     app.state.runner = JobRunner(app.state.jobs, settings.mlflow_tracking_uri, settings.experiment, settings.model_name)
     app.state.runner.start()
     await app.state.runner.resume_unfinished()
-    return [HttpProbe("mlflow", settings.mlflow_tracking_uri.rstrip("/") + "/health"), JobStoreProbe(app.state.jobs)]
+    return [
+        HttpProbe("mlflow", settings.mlflow_tracking_uri.rstrip("/") + "/health"),
+        BlockingProbe("database", app.state.jobs.ping, "job store"),
+    ]
 
 
 async def shutdown(app: FastAPI) -> None:
