@@ -61,29 +61,37 @@ class DatasetRunner:
         return len(records)
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             record = await self._queue.get()
-            await asyncio.to_thread(self.catalog.set_status, record.dataset_id, "validating")
-            job = job_from_record(record, self.root_uri, self.max_amount)
             try:
-                summary = await loop.run_in_executor(self._pool, run_dataset_job, job)
-            except BrokenProcessPool:
-                self._pool = self._new_pool()
-                await self._fail(record, "the validation worker died (out of memory?); resubmit to retry")
-            except FraudOpsError as exc:
-                await self._fail(record, exc.message)
-            except Exception as exc:
-                log.exception("dataset job failed", extra={"dataset_id": record.dataset_id})
-                await self._fail(record, f"{exc.__class__.__name__}: {exc}"[:2000])
-            else:
-                await asyncio.to_thread(self.catalog.set_status, record.dataset_id, "ready", summary)
-                if self.metrics_hook is not None:
-                    self.metrics_hook(summary)
-                log.info("dataset ready", extra={"dataset_id": record.dataset_id, "rows_valid": summary["rows_valid"]})
-            finally:
-                if job.source is not None:
-                    job.source.unlink(missing_ok=True)
+                await self._run(record)
+            except Exception:
+                # The database went away mid-job: log it and keep serving the queue; the job stays
+                # queued/validating in the catalogue and is requeued at the next start.
+                log.exception("dataset job could not be recorded", extra={"dataset_id": record.dataset_id})
+
+    async def _run(self, record: DatasetRecord) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.catalog.set_status, record.dataset_id, "validating")
+        job = job_from_record(record, self.root_uri, self.max_amount)
+        try:
+            summary = await loop.run_in_executor(self._pool, run_dataset_job, job)
+        except BrokenProcessPool:
+            self._pool = self._new_pool()
+            await self._fail(record, "the validation worker died (out of memory?); resubmit to retry")
+        except FraudOpsError as exc:
+            await self._fail(record, exc.message)
+        except Exception as exc:
+            log.exception("dataset job failed", extra={"dataset_id": record.dataset_id})
+            await self._fail(record, f"{exc.__class__.__name__}: {exc}"[:2000])
+        else:
+            await asyncio.to_thread(self.catalog.set_status, record.dataset_id, "ready", summary)
+            if self.metrics_hook is not None:
+                self.metrics_hook(summary)
+            log.info("dataset ready", extra={"dataset_id": record.dataset_id, "rows_valid": summary["rows_valid"]})
+        finally:
+            if job.source is not None:
+                job.source.unlink(missing_ok=True)
 
     async def _fail(self, record: DatasetRecord, reason: str) -> None:
         await asyncio.to_thread(self.catalog.set_status, record.dataset_id, "failed", None, reason)
