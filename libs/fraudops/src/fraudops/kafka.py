@@ -115,17 +115,23 @@ def dead_letter_for(
     )
 
 
-async def send_dead_letter(producer: AIOKafkaProducer, letter: DeadLetter, dlq_topic: str | None = None) -> None:
-    """Publish a dead letter; its headers repeat the reason so tools can filter without decoding."""
-    topic = dlq_topic or letter.original_topic + DLQ_SUFFIX
-    headers = [
+def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """Headers that repeat a dead letter's reason and origin, so tools can filter without decoding."""
+    return [
         ("error", letter.error_type.encode()),
         ("original_topic", letter.original_topic.encode()),
         ("original_partition", str(letter.original_partition).encode()),
         ("original_offset", str(letter.original_offset).encode()),
         ("failed_at", letter.failed_at.isoformat().encode()),
     ]
-    await producer.send_and_wait(topic, value=letter.to_avro(), key=letter.original_key, headers=headers)
+
+
+async def send_dead_letter(producer: AIOKafkaProducer, letter: DeadLetter, dlq_topic: str | None = None) -> None:
+    """Publish a dead letter and wait for the broker's acknowledgement."""
+    topic = dlq_topic or letter.original_topic + DLQ_SUFFIX
+    await producer.send_and_wait(
+        topic, value=letter.to_avro(), key=letter.original_key, headers=dead_letter_headers(letter)
+    )
     log.warning(
         "message dead-lettered",
         extra={

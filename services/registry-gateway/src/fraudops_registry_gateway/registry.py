@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,22 +22,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 from fraudops.errors import DependencyUnavailableError, FraudOpsError, InvalidInputError, NotFoundError
+from fraudops.mlflow_env import configure_mlflow_environment
 
 log = logging.getLogger(__name__)
-
-# MLflow reads these on every request. Retries and timeout come from the gateway's settings (below).
-_MLFLOW_CLIENT_ENV = {
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-}
 
 
 def configure_mlflow_client(tracking_uri: str, retries: int, timeout_s: int) -> None:
     """Point MLflow's module-level helpers (artifact downloads, model loading) at the tracking server."""
-    os.environ.update(_MLFLOW_CLIENT_ENV)
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout_s)
+    configure_mlflow_environment(retries, timeout_s)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
 

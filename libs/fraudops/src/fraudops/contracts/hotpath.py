@@ -1,0 +1,245 @@
+"""Avro paths for the streaming hot loops: Transaction bytes to columns, ScoreResult fields to bytes.
+
+The pydantic models cost ~25 µs per message, a third of the scorer's budget at 20,000 messages/s. These
+functions give byte-identical results (a unit test holds them to the models and the catalogue codec) at a
+fraction of the cost: timestamps stay integer milliseconds, validation is the models' rules written out, and
+a ScoreResult's per-batch constant parts are encoded once.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader
+
+from fraudops.contracts.avro import HEADER_LENGTH, MAGIC, AvroCodec, SchemaVersion, default_codec
+from fraudops.contracts.messages import ID_PATTERN, Decision, Transaction
+from fraudops.errors import CorruptMessageError, FraudOpsError, InvalidInputError
+
+TRANSACTION = "io.fraudops.Transaction"
+SCORE_RESULT = "io.fraudops.ScoreResult"
+
+# Event times the online state can hold (and that make sense for a card payment).
+EARLIEST_EVENT_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
+LATEST_EVENT_MS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MAX_AMOUNT = 1_000_000.0
+
+_identifier = re.compile(ID_PATTERN).fullmatch
+_currency = re.compile(r"[A-Z]{3}").fullmatch
+
+
+def _without_logical_types(schema: Any) -> Any:
+    """The same binary layout with timestamps read as plain longs (no datetime per field)."""
+    if isinstance(schema, dict):
+        return {key: _without_logical_types(value) for key, value in schema.items() if key != "logicalType"}
+    if isinstance(schema, list):
+        return [_without_logical_types(value) for value in schema]
+    return schema
+
+
+@dataclass
+class TransactionRows:
+    """Valid transactions of a batch as parallel columns; `positions` index the input sequence."""
+
+    positions: list[int] = field(default_factory=list)
+    transaction_ids: list[str] = field(default_factory=list)
+    customer_ids: list[str] = field(default_factory=list)
+    terminal_ids: list[str] = field(default_factory=list)
+    times_ms: list[int] = field(default_factory=list)
+    amounts: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def append(self, position: int, record: dict[str, Any]) -> None:
+        self.positions.append(position)
+        self.transaction_ids.append(record["transaction_id"])
+        self.customer_ids.append(record["customer_id"])
+        self.terminal_ids.append(record["terminal_id"])
+        self.times_ms.append(record["event_time"])
+        self.amounts.append(record["amount"])
+
+
+@dataclass(frozen=True)
+class Rejected:
+    position: int
+    error: FraudOpsError
+
+
+def transaction_problems(record: dict[str, Any]) -> str | None:
+    """What makes a decoded transaction invalid (the Transaction model's rules), or None."""
+    for name in ("transaction_id", "customer_id", "terminal_id"):
+        if _identifier(record[name]) is None:
+            return f"{name}: must match {ID_PATTERN}"
+    amount = record["amount"]
+    if not (0.0 < amount <= MAX_AMOUNT):  # also false for NaN
+        return f"amount: must be a finite number in (0, {MAX_AMOUNT:.0f}]"
+    if _currency(record["currency"]) is None:
+        return "currency: must be three capital letters (ISO 4217)"
+    if not EARLIEST_EVENT_MS <= record["event_time"] < LATEST_EVENT_MS:
+        return "event_time: must be in the years 2000-2099"
+    return None
+
+
+class TransactionDecoder:
+    """Decode Transaction messages of the catalogue's newest version fast, older versions through the codec."""
+
+    def __init__(self, codec: AvroCodec | None = None) -> None:
+        self.codec = codec or default_codec()
+        latest: SchemaVersion = self.codec.catalog.latest(TRANSACTION)
+        self._fingerprint = latest.fingerprint
+        self._raw_schema = parse_schema(_without_logical_types(latest.parsed))
+
+    def decode(self, payloads: Sequence[bytes | None]) -> tuple[TransactionRows, list[Rejected]]:
+        rows = TransactionRows()
+        rejected: list[Rejected] = []
+        for position, payload in enumerate(payloads):
+            try:
+                record = self._decode_one(payload)
+            except FraudOpsError as exc:
+                rejected.append(Rejected(position, exc))
+                continue
+            problem = transaction_problems(record)
+            if problem is not None:
+                rejected.append(Rejected(position, InvalidInputError(f"invalid Transaction: {problem}")))
+                continue
+            rows.append(position, record)
+        return rows, rejected
+
+    def _decode_one(self, payload: bytes | None) -> dict[str, Any]:
+        if payload is not None and payload[len(MAGIC) : HEADER_LENGTH] == self._fingerprint and payload[:2] == MAGIC:
+            body = io.BytesIO(payload)
+            body.seek(HEADER_LENGTH)
+            try:
+                record: dict[str, Any] = schemaless_reader(body, self._raw_schema, None)
+            except Exception as exc:
+                raise CorruptMessageError(f"{TRANSACTION} body cannot be decoded: {exc.__class__.__name__}") from exc
+            if body.tell() != len(payload):
+                raise CorruptMessageError(f"{TRANSACTION} body has {len(payload) - body.tell()} trailing bytes")
+            return record
+        # Other versions: schema resolution and the model's own validation, then the same columns.
+        record = self.codec.decode(payload, expected=TRANSACTION)
+        try:
+            message = Transaction.model_validate(record)
+        except ValueError as exc:
+            raise InvalidInputError(f"invalid Transaction: {exc}") from exc
+        return {**message.model_dump(), "event_time": (message.event_time - _EPOCH) // _ONE_MS}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+# ---- ScoreResult --------------------------------------------------------------------------------------
+
+
+def _zigzag_long(value: int) -> bytes:
+    """Avro's variable-length zig-zag encoding of a long."""
+    encoded = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while encoded > 0x7F:
+        out.append((encoded & 0x7F) | 0x80)
+        encoded >>= 7
+    out.append(encoded)
+    return bytes(out)
+
+
+@cache
+def _small_long(value: int) -> bytes:
+    return _zigzag_long(value)
+
+
+def _string(value: str) -> bytes:
+    data = value.encode()
+    return _small_long(len(data)) + data
+
+
+_DOUBLE = struct.Struct("<d").pack
+_DECISION_INDEX = {decision: _small_long(index) for index, decision in enumerate(Decision)}
+_EMPTY_ARRAY = b"\x00"
+_FALSE, _TRUE = b"\x00", b"\x01"
+
+
+@cache
+def _check_layout(codec: AvroCodec) -> bytes:
+    """The fingerprint of the ScoreResult version this encoder writes; refuses a catalogue it does not match."""
+    latest = codec.catalog.latest(SCORE_RESULT)
+    fields = [f["name"] for f in latest.parsed["fields"]]
+    expected = [
+        "transaction_id",
+        "customer_id",
+        "score",
+        "decision",
+        "reasons",
+        "model_name",
+        "model_version",
+        "feature_version",
+        "fallback",
+        "event_time",
+        "received_time",
+        "scored_time",
+    ]
+    if fields != expected or [s for s in Decision] != list(latest.parsed["fields"][3]["type"]["symbols"]):
+        raise RuntimeError(f"ScoreResult v{latest.version} changed its layout: update fraudops.contracts.hotpath")
+    return latest.fingerprint
+
+
+class ScoreResultEncoder:
+    """Encodes the ScoreResults of one batch: one model, one received and one scored time."""
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        model_version: str | None,
+        feature_version: str,
+        fallback: bool,
+        received_ms: int,
+        scored_ms: int,
+        codec: AvroCodec | None = None,
+    ) -> None:
+        fingerprint = _check_layout(codec or default_codec())
+        self._header = MAGIC + fingerprint
+        version = b"\x00" if model_version is None else b"\x02" + _string(model_version)
+        self._model_part = _string(model_name) + version + _string(feature_version) + (_TRUE if fallback else _FALSE)
+        self._times_tail = _zigzag_long(received_ms) + _zigzag_long(scored_ms)
+
+    def encode(
+        self,
+        transaction_id: str,
+        customer_id: str,
+        score: float,
+        decision: Decision,
+        event_ms: int,
+        reasons: Sequence[tuple[str, float]] = (),
+    ) -> bytes:
+        if not math.isfinite(score):
+            raise ValueError("score must be finite")
+        reason_part = _EMPTY_ARRAY
+        if reasons:
+            reason_part = (
+                _small_long(len(reasons))
+                + b"".join(_string(feature) + _DOUBLE(contribution) for feature, contribution in reasons)
+                + _EMPTY_ARRAY
+            )
+        return b"".join(
+            (
+                self._header,
+                _string(transaction_id),
+                _string(customer_id),
+                _DOUBLE(score),
+                _DECISION_INDEX[decision],
+                reason_part,
+                self._model_part,
+                _zigzag_long(event_ms),
+                self._times_tail,
+            )
+        )

@@ -1,0 +1,141 @@
+"""The streaming hot paths give exactly what the message models and the catalogue codec give."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fraudops.contracts.avro import MAGIC, default_codec
+from fraudops.contracts.hotpath import ScoreResultEncoder, TransactionDecoder
+from fraudops.contracts.messages import Decision, Reason, ScoreResult, Transaction
+from fraudops.errors import CorruptMessageError, InvalidInputError, UnknownSchemaError
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _transactions(count: int, seed: int = 7) -> list[Transaction]:
+    rng = random.Random(seed)
+    return [
+        Transaction(
+            transaction_id=f"tx-{i}-{rng.randrange(10**9)}",
+            event_time=START + timedelta(milliseconds=rng.randrange(10**10)),
+            customer_id=f"c{rng.randrange(5000)}",
+            terminal_id=f"T:{rng.randrange(10000)}",
+            amount=round(rng.uniform(0.01, 5000), 2),
+            currency=rng.choice(["EUR", "USD"]),
+            received_time=None if i % 2 else START,
+        )
+        for i in range(count)
+    ]
+
+
+def _millis(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def test_valid_transactions_decode_to_the_models_values() -> None:
+    messages = _transactions(300)
+    rows, rejected = TransactionDecoder().decode([m.to_avro() for m in messages])
+    assert rejected == []
+    assert rows.positions == list(range(300))
+    assert rows.transaction_ids == [m.transaction_id for m in messages]
+    assert rows.customer_ids == [m.customer_id for m in messages]
+    assert rows.terminal_ids == [m.terminal_id for m in messages]
+    assert rows.times_ms == [_millis(m.event_time) for m in messages]
+    assert rows.amounts == [m.amount for m in messages]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("amount", 0.0, "amount"),
+        ("amount", -3.0, "amount"),
+        ("amount", math.nan, "amount"),
+        ("amount", math.inf, "amount"),
+        ("amount", 1_000_000.5, "amount"),
+        ("customer_id", "", "customer_id"),
+        ("terminal_id", "t 1", "terminal_id"),
+        ("transaction_id", "x" * 129, "transaction_id"),
+        ("currency", "eur", "currency"),
+        ("event_time", datetime(1990, 1, 1, tzinfo=UTC), "event_time"),
+    ],
+)
+def test_invalid_values_are_rejected_with_the_field_at_fault(field: str, value: object, reason: str) -> None:
+    record = _transactions(1)[0].model_dump()
+    record[field] = value
+    valid = _transactions(2, seed=3)
+    payloads = [valid[0].to_avro(), default_codec().encode("io.fraudops.Transaction", record), valid[1].to_avro()]
+    rows, rejected = TransactionDecoder().decode(payloads)
+    assert rows.positions == [0, 2]
+    [problem] = rejected
+    assert problem.position == 1
+    assert isinstance(problem.error, InvalidInputError)
+    assert problem.error.message.startswith(f"invalid Transaction: {reason}")
+
+
+def test_undecodable_payloads_are_rejected_with_the_reason() -> None:
+    good = _transactions(1)[0].to_avro()
+    label_fingerprint = default_codec().catalog.latest("io.fraudops.Label").fingerprint
+    payloads: list[bytes | None] = [
+        None,
+        b"plain text",
+        good[:-3],
+        good + b"\x00",
+        MAGIC + b"\x00" * 8 + good[10:],
+        MAGIC + label_fingerprint + good[10:],
+        good,
+    ]
+    rows, rejected = TransactionDecoder().decode(payloads)
+    assert rows.positions == [6]
+    kinds = [type(r.error) for r in rejected]
+    assert kinds == [
+        CorruptMessageError,
+        CorruptMessageError,
+        CorruptMessageError,
+        CorruptMessageError,
+        UnknownSchemaError,
+        UnknownSchemaError,
+    ]
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_score_results_encode_byte_for_byte_like_the_model(fallback: bool) -> None:
+    rng = random.Random(11)
+    received = START + timedelta(seconds=5)
+    scored = START + timedelta(seconds=5, milliseconds=3)
+    version = None if fallback else "12"
+    encoder = ScoreResultEncoder(
+        model_name="rules" if fallback else "fraud-detector",
+        model_version=version,
+        feature_version="v1",
+        fallback=fallback,
+        received_ms=_millis(received),
+        scored_ms=_millis(scored),
+    )
+    for i in range(200):
+        event = START - timedelta(milliseconds=rng.randrange(10**11))
+        reasons = [(f"feature_é{j}", rng.uniform(-5, 5)) for j in range(rng.choice([0, 0, 1, 3]))]
+        score = rng.random()
+        decision = rng.choice(list(Decision))
+        expected = ScoreResult(
+            transaction_id=f"tx-{i}" * rng.randrange(1, 12),
+            customer_id=f"c-{i}",
+            score=score,
+            decision=decision,
+            reasons=[Reason(feature=f, contribution=c) for f, c in reasons],
+            model_name="rules" if fallback else "fraud-detector",
+            model_version=version,
+            feature_version="v1",
+            fallback=fallback,
+            event_time=event,
+            received_time=received,
+            scored_time=scored,
+        )
+        actual = encoder.encode(
+            expected.transaction_id, expected.customer_id, score, decision, _millis(event), reasons
+        )
+        assert actual == expected.to_avro()
+        assert ScoreResult.from_avro(actual) == expected
