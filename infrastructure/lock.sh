@@ -17,4 +17,6 @@ for dir in services/*/; do
     "$uv" pip compile --quiet --python-version 3.11 --generate-hashes \
       --constraint "$constraints" --no-emit-package fraudops --no-emit-package "$package" \
       --no-header - -o "${dir}requirements.lock"
+  # Name the constraint by what it is, not by its temporary path, so the locks diff only on real changes.
+  sed -i "s|-c $constraints|-c requirements.lock|" "${dir}requirements.lock"
 done

@@ -134,8 +134,6 @@ def test_score_results_encode_byte_for_byte_like_the_model(fallback: bool) -> No
             received_time=received,
             scored_time=scored,
         )
-        actual = encoder.encode(
-            expected.transaction_id, expected.customer_id, score, decision, _millis(event), reasons
-        )
+        actual = encoder.encode(expected.transaction_id, expected.customer_id, score, decision, _millis(event), reasons)
         assert actual == expected.to_avro()
         assert ScoreResult.from_avro(actual) == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -85,8 +85,12 @@ async def replay(
     rate: float,
     labels: pd.DataFrame | None = None,
     progress: Progress | None = None,
+    topic_names: Mapping[str, str] | None = None,
 ) -> ReplayResult:
-    """Produce every message (acks=all) at about `rate` transactions per second (0: as fast as possible)."""
+    """Produce every message (acks=all) at about `rate` transactions per second (0: as fast as possible).
+
+    `topic_names` renames the topics (transactions, labels) for a stack with other names.
+    """
     producer = make_producer(kafka, "replay")
     await start_client(producer, kafka.bootstrap_servers)
     sent_tx = sent_labels = 0
@@ -94,12 +98,20 @@ async def replay(
     started = time.perf_counter()
     try:
         batch: list[asyncio.Future[object]] = []
+        labels_in_flight = False
         for topic, key, value in replay_messages(transactions, labels):
-            batch.append(await producer.send(topic, value=value, key=key.encode()))
+            if topic == TRANSACTIONS_TOPIC and labels_in_flight:
+                # A label known before this payment is in the log before it: consumers that read both
+                # topics (the scorer's terminal risk) see them in the order they happened.
+                await asyncio.gather(*batch)
+                labels_in_flight = False
+            destination = topic_names.get(topic, topic) if topic_names else topic
+            batch.append(await producer.send(destination, value=value, key=key.encode()))
             if topic == TRANSACTIONS_TOPIC:
                 sent_tx += 1
             else:
                 sent_labels += 1
+                labels_in_flight = True
             if len(batch) >= STEP:
                 await asyncio.gather(*batch)
                 batch.clear()

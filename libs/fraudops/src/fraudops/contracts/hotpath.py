@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema, schemaless_reader
 
@@ -119,7 +119,7 @@ class TransactionDecoder:
             body = io.BytesIO(payload)
             body.seek(HEADER_LENGTH)
             try:
-                record: dict[str, Any] = schemaless_reader(body, self._raw_schema, None)
+                record = cast(dict[str, Any], schemaless_reader(body, self._raw_schema, None))
             except Exception as exc:
                 raise CorruptMessageError(f"{TRANSACTION} body cannot be decoded: {exc.__class__.__name__}") from exc
             if body.tell() != len(payload):

@@ -1,7 +1,7 @@
 """The one definition of the model's features: names, windows and exact window boundaries.
 
-Both evaluators (`offline.compute_features` over a dataset, `online.OnlineFeatureState` one transaction
-at a time) implement exactly these rules, and a parity test holds them to it:
+Both evaluators (`offline.compute_features` over a dataset, `online.OnlineFeatureStore` one micro-batch
+at a time) implement exactly these rules, and parity tests hold them to it:
 
 - Times are whole milliseconds (the contracts' precision), UTC.
 - Customer windows of width w cover the customer's transactions with time in (t - w, t], up to and

@@ -206,7 +206,7 @@ class MlflowServer(Component):
 SERVICE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "ingest": ("kafka", "database", "datasets"),
     "trainer": ("mlflow", "database", "ingest"),
-    "scorer": ("kafka",),
+    "scorer": ("kafka", "mlflow"),
     "monitor": ("kafka",),
     "registry-gateway": ("kafka", "mlflow", "database"),
 }

@@ -1,0 +1,61 @@
+"""Publishing a batch's results: one producer batch per partition, then wait for every acknowledgement.
+
+Building the broker's batches here (with the client's own key partitioner) costs about half of one
+`send()` per message, which is most of the scorer's Kafka budget at 20,000 messages/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class BatchPublisher:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, list[int]] = {}
+        self._open: dict[tuple[str, int], BatchBuilder] = {}
+        self._full: list[tuple[str, int, BatchBuilder]] = []
+        self.counts: dict[str, int] = {}
+
+    async def prepare(self, topics: Sequence[str]) -> None:
+        """Learn the topics' partitions (once; a topic's partition count only changes by operator action)."""
+        for topic in topics:
+            if topic not in self._partitions:
+                self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
+
+    def add(self, topic: str, key: bytes, value: bytes, headers: Headers = ()) -> None:
+        partitions = self._partitions[topic]
+        partition = self._partitioner(key, partitions, partitions)
+        builder = self._open.get((topic, partition))
+        if builder is None:
+            builder = self._open[(topic, partition)] = self.producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+            self._full.append((topic, partition, builder))
+            builder = self._open[(topic, partition)] = self.producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                raise ValueError(f"a message for {topic} is larger than the producer's batch size")
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    async def flush(self) -> dict[str, int]:
+        """Send everything added and wait until the broker acknowledged all of it; returns messages per topic."""
+        batches = [*self._full, *((topic, partition, b) for (topic, partition), b in self._open.items())]
+        counts = dict(self.counts)
+        self.abandon()
+        sent = [
+            await self.producer.send_batch(builder, topic, partition=partition) for topic, partition, builder in batches
+        ]
+        await asyncio.gather(*sent)
+        return counts
+
+    def abandon(self) -> None:
+        self._open.clear()
+        self._full.clear()
+        self.counts.clear()

@@ -1,0 +1,93 @@
+"""POST /v1/score: the Kafka worker's scoring path, synchronously, for callers that cannot use Kafka.
+
+The features are computed against the live state as if the payment were the next one of the stream, but
+the state keeps no trace of it: the transactions topic stays the one history every instance agrees on.
+Send the payment through ingest as well for it to count in later payments' features.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from fraudops.auth import AuthenticatedPrincipal
+from fraudops.contracts.messages import Reason, ScoreResult, Transaction
+from fraudops.errors import PayloadTooLargeError
+from fraudops.features import FEATURE_VERSION
+from fraudops.features.online import TransactionColumns, epoch_millis
+from fraudops.service import ErrorResponse
+from fraudops_scorer.registry import ModelWatcher
+from fraudops_scorer.scoring import Verdicts, score_batch
+from fraudops_scorer.settings import ScorerSettings
+from fraudops_scorer.state import SharedState
+
+router = APIRouter(prefix="/v1", tags=["scoring"])
+
+
+class ScoreBatchRequest(BaseModel):
+    transactions: Annotated[list[Transaction], Field(min_length=1)]
+
+
+class ScoreBatchResponse(BaseModel):
+    results: list[ScoreResult]
+
+
+def _results(transactions: list[Transaction], verdicts: Verdicts, received: datetime) -> list[ScoreResult]:
+    scored = datetime.now(UTC)
+    return [
+        ScoreResult(
+            transaction_id=transaction.transaction_id,
+            customer_id=transaction.customer_id,
+            score=float(verdicts.scores[row]),
+            decision=verdicts.decision(row),
+            reasons=[Reason(feature=feature, contribution=value) for feature, value in verdicts.reasons[row]],
+            model_name=verdicts.model_name,
+            model_version=verdicts.model_version,
+            feature_version=FEATURE_VERSION,
+            fallback=verdicts.fallback,
+            event_time=transaction.event_time,
+            received_time=received,
+            scored_time=scored,
+        )
+        for row, transaction in enumerate(transactions)
+    ]
+
+
+@router.post(
+    "/score",
+    response_model=ScoreResult | ScoreBatchResponse,
+    responses={422: {"model": ErrorResponse, "description": "A transaction is invalid; nothing was scored."}},
+    summary='Score one transaction, or a batch ({"transactions": [...]}), synchronously',
+)
+async def score(
+    request: Request, body: Transaction | ScoreBatchRequest, principal: AuthenticatedPrincipal
+) -> ScoreResult | ScoreBatchResponse:
+    received = datetime.now(UTC)
+    started = time.perf_counter()
+    settings: ScorerSettings = request.app.state.settings
+    state: SharedState = request.app.state.shared_state
+    watcher: ModelWatcher = request.app.state.watcher
+    transactions = body.transactions if isinstance(body, ScoreBatchRequest) else [body]
+    if len(transactions) > settings.max_score_batch:
+        raise PayloadTooLargeError(
+            f"at most {settings.max_score_batch} transactions per request (FRAUDOPS_SCORER_MAX_SCORE_BATCH)"
+        )
+    columns = TransactionColumns(
+        transaction_ids=[t.transaction_id for t in transactions],
+        customer_ids=[t.customer_id for t in transactions],
+        terminal_ids=[t.terminal_id for t in transactions],
+        times_ms=np.asarray([epoch_millis(t.event_time) for t in transactions], dtype=np.int64),
+        amounts=np.asarray([t.amount for t in transactions], dtype=np.float64),
+    )
+    features = state.store.peek(columns)
+    main, _ = score_batch(watcher.current, features, settings, shadow=False)
+    request.app.state.scorer_metrics.rest_scoring_seconds.observe(time.perf_counter() - started)
+    results = _results(transactions, main, received)
+    if isinstance(body, ScoreBatchRequest):
+        return ScoreBatchResponse(results=results)
+    return results[0]

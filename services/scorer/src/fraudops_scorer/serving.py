@@ -1,0 +1,140 @@
+"""The models that score: loaded from MLflow's registry, checked before they serve, called once per batch."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xgboost
+from numpy.typing import NDArray
+
+from fraudops.features import FEATURE_NAMES, FEATURE_VERSION
+
+Matrix = NDArray[np.float64]
+Scores = NDArray[np.float64]
+
+
+class ModelRefused(Exception):
+    """A version that must not serve; the message says why."""
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """One registered version ready to score: the booster and what its tags promise."""
+
+    name: str
+    version: str
+    alias: str
+    booster: xgboost.Booster
+    review_threshold: float
+    decline_threshold: float
+    label_delay_days: int
+
+    def predict(self, features: Matrix) -> Scores:
+        """Fraud probabilities of a batch with one call of the booster (the trainer's own dtype and call)."""
+        values = features.astype(np.float32, copy=False)
+        scores: Scores = self.booster.inplace_predict(values, validate_features=False)
+        return scores.astype(np.float64, copy=False)
+
+    def contributions(self, features: Matrix) -> Matrix:
+        """Per-feature contributions to the log-odds (XGBoost's own output; the last column is the bias).
+
+        Saabas' approximation: exact TreeSHAP costs ~1.5 ms per row, the approximation ~13 µs.
+        """
+        matrix = xgboost.DMatrix(features.astype(np.float32, copy=False), feature_names=list(FEATURE_NAMES))
+        values: Matrix = self.booster.predict(matrix, pred_contribs=True, approx_contribs=True)
+        return values.astype(np.float64, copy=False)
+
+
+def _number(tags: Mapping[str, str], key: str) -> float:
+    try:
+        value = float(tags[key])
+    except KeyError:
+        raise ModelRefused(f"tag {key} is missing") from None
+    except ValueError:
+        raise ModelRefused(f"tag {key}={tags[key]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ModelRefused(f"tag {key} is not finite")
+    return value
+
+
+def check_tags(tags: Mapping[str, str]) -> tuple[float, float, int]:
+    """(review threshold, decline threshold, label delay days) a version's tags promise, or why it cannot serve."""
+    if tags.get("feature_version") != FEATURE_VERSION:
+        raise ModelRefused(
+            f"feature_version {tags.get('feature_version')!r} differs from this scorer's {FEATURE_VERSION!r}"
+        )
+    try:
+        names = json.loads(tags.get("feature_names", "null"))
+    except ValueError:
+        names = None
+    if names != list(FEATURE_NAMES):
+        raise ModelRefused("feature_names differ from the features this scorer computes")
+    review = _number(tags, "threshold_review")
+    decline = _number(tags, "threshold_decline")
+    if not 0.0 <= review <= decline <= 1.0:
+        raise ModelRefused(f"thresholds must satisfy 0 <= review ({review}) <= decline ({decline}) <= 1")
+    delay = _number(tags, "label_delay_days")
+    if not delay.is_integer() or not 1 <= delay <= 90:
+        raise ModelRefused(f"label_delay_days {delay} must be a whole number of days in [1, 90]")
+    return review, decline, int(delay)
+
+
+def smoke_test(booster: xgboost.Booster) -> None:
+    """Refuse a booster that cannot score our feature vector: wrong width, non-probabilities, NaN."""
+    if booster.num_features() != len(FEATURE_NAMES):
+        raise ModelRefused(
+            f"the booster expects {booster.num_features()} features, the scorer gives {len(FEATURE_NAMES)}"
+        )
+    probe = np.zeros((3, len(FEATURE_NAMES)), dtype=np.float32)
+    probe[1] = 1.0
+    probe[2] = np.nan
+    try:
+        scores = booster.inplace_predict(probe, validate_features=False)
+    except xgboost.core.XGBoostError as exc:
+        raise ModelRefused(f"smoke prediction failed: {exc}") from exc
+    if np.shape(scores) != (3,) or not np.all(np.isfinite(scores)) or np.any((scores < 0) | (scores > 1)):
+        raise ModelRefused(f"smoke prediction gave {np.asarray(scores).tolist()}, not three probabilities")
+
+
+def load_booster(model_uri: str) -> xgboost.Booster:
+    """Download a logged model and read its native booster (no pyfunc wrapper on the scoring path)."""
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="fraudops-scorer-") as scratch:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=scratch))
+        description = Model.load(str(local / "MLmodel"))
+        flavor = description.flavors.get("xgboost")
+        if flavor is None:
+            raise ModelRefused(f"the model has no xgboost flavour ({', '.join(sorted(description.flavors))})")
+        if flavor.get("model_class", "xgboost.core.Booster") != "xgboost.core.Booster":
+            raise ModelRefused(f"the model is a {flavor.get('model_class')}, not a native xgboost Booster")
+        booster = xgboost.Booster()
+        booster.load_model(str(local / flavor["data"]))
+    booster.set_param({"nthread": 2})
+    return booster
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What scores right now: a snapshot swapped whole, so every batch is scored by one consistent set."""
+
+    champion: ServingModel | None = None
+    challenger: ServingModel | None = None
+    fallback_switched_on: bool = False
+    # Why there is no champion (registry unreachable, no version, refused...), for logs and /readyz.
+    problem: str | None = "no model loaded yet"
+
+    @property
+    def rules_score(self) -> bool:
+        return self.fallback_switched_on or self.champion is None
+
+    @property
+    def label_delay_days(self) -> int | None:
+        return self.champion.label_delay_days if self.champion is not None else None

@@ -1,0 +1,416 @@
+"""The Kafka worker: poll a batch, score it with one model call, publish every result, then commit.
+
+Delivery is at least once. Offsets are committed only after the broker acknowledged the batch's scores,
+shadow scores and dead letters (acks=all, idempotent producer). A revoked partition's batch in flight is
+finished before the rebalance goes on; any failure after the state took a batch in makes the worker
+rebuild the state and resume from the committed offsets, so a re-scored payment gets the same features.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from fraudops.contracts.hotpath import ScoreResultEncoder, TransactionRows
+from fraudops.features import FEATURE_NAMES, FEATURE_VERSION, FeatureConfig
+from fraudops.kafka import dead_letter_for, dead_letter_headers, make_consumer, make_producer
+from fraudops_scorer.metrics import ScorerMetrics
+from fraudops_scorer.publisher import BatchPublisher
+from fraudops_scorer.registry import ModelWatcher
+from fraudops_scorer.scoring import DECISIONS, Verdicts, score_batch
+from fraudops_scorer.serving import Serving
+from fraudops_scorer.settings import ScorerSettings
+from fraudops_scorer.state import SharedState, columns_of
+
+log = logging.getLogger(__name__)
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+# Latency histograms take at most this many rows of a batch: the rest would cost more than the scoring.
+LATENCY_SAMPLES_PER_BATCH = 64
+# How far (event time) a partition catching up may run ahead of the slowest one (see _alignment_limit).
+MAX_ALIGNMENT_MS = 86_400_000
+
+
+class _FinishBeforeRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: ScoringWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        # The batch in flight is published and committed before its partitions move on.
+        async with self.worker.batch_lock:
+            self.worker.rebuild_needed = True
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.worker.rebuild_needed = True
+        self.worker.metrics.assigned_partitions.set(len(assigned))
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+
+
+class ScoringWorker:
+    def __init__(
+        self, settings: ScorerSettings, metrics: ScorerMetrics, watcher: ModelWatcher, state: SharedState
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.watcher = watcher
+        self.state = state
+        self.decoder = state.decoder
+        self.batch_lock = asyncio.Lock()
+        self.rebuild_needed = True
+        self.last_error: str | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._publisher: BatchPublisher | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_lag_update = 0.0
+        # Per owned partition: the next offset to score and the newest event time scored (or rebuilt from).
+        self._next_offset: dict[TopicPartition, int] = {}
+        self._newest_time: dict[TopicPartition, int] = {}
+        self._end_offsets: dict[TopicPartition, int] = {}
+        # Partitions paused because they ran ahead of the others, with the event time they wait at.
+        self._held_back: dict[TopicPartition, int] = {}
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="scoring-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close_clients()
+        await self.state.stop()
+
+    def serving_changed(self, previous: Serving, current: Serving) -> None:
+        """The features depend on the champion's label delay: a different one needs a rebuilt state."""
+        delay = current.label_delay_days
+        if delay is not None and delay != self.state.store.config.label_delay_days:
+            self.rebuild_needed = True
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._connect()
+                backoff = 0.5
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"{exc.__class__.__name__}: {exc}"
+                log.warning(
+                    "scoring interrupted; resuming from the committed offsets", extra={"error": self.last_error}
+                )
+                self.rebuild_needed = True
+                if self._publisher is not None:
+                    self._publisher.abandon()
+                if not _is_transient(exc):
+                    await self._close_clients()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _connect(self) -> None:
+        if self._consumer is not None:
+            return
+        settings = self.settings
+        producer = make_producer(settings.kafka, "scorer")
+        consumer = make_consumer(settings.kafka, settings.group_id)
+        consumer._max_partition_fetch_bytes = 4 * 1024 * 1024
+        try:
+            await producer.start()
+            await consumer.start()
+            consumer.subscribe([settings.topics.transactions], listener=_FinishBeforeRebalance(self))
+            publisher = BatchPublisher(producer)
+            topics = settings.topics
+            await publisher.prepare([topics.scores, topics.shadow_scores, topics.dead_letters])
+        except BaseException:
+            await consumer.stop()
+            await producer.stop()
+            raise
+        self._consumer, self._producer, self._publisher = consumer, producer, publisher
+        self.rebuild_needed = True
+        self.last_error = None
+
+    async def _close_clients(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = self._publisher = None
+        if consumer is not None:
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+
+    async def _consume(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while True:
+            if self.rebuild_needed:
+                await self._rebuild(consumer)
+                continue
+            batch = await consumer.getmany(
+                timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch
+            )
+            fetched_at = time.monotonic()
+            if batch:
+                async with self.batch_lock:
+                    if self._assignment_changed():
+                        continue  # the batch is read again after the rebuild
+                    await self._process(consumer, batch, fetched_at)
+            await self._refresh_progress(consumer)
+
+    def _assignment_changed(self) -> bool:
+        """True when a rebalance (or a new label delay) happened while the batch was being fetched."""
+        return self.rebuild_needed
+
+    async def _rebuild(self, consumer: AIOKafkaConsumer) -> None:
+        if not consumer.assignment():
+            # Not in the group yet: wait for the join (getmany drives it), then rebuild for what we got.
+            await consumer.getmany(timeout_ms=self.settings.poll_timeout_ms, max_records=1)
+            if not consumer.assignment():
+                return
+            self.rebuild_needed = True
+        self.rebuild_needed = False
+        owned = sorted(consumer.assignment())
+        beginnings = await consumer.beginning_offsets(owned)
+        resume = {}
+        for tp in owned:
+            committed = await consumer.committed(tp)
+            resume[tp] = committed if committed is not None else beginnings[tp]
+        delay = self.watcher.current.label_delay_days
+        config = FeatureConfig(label_delay_days=delay) if delay is not None else self.state.store.config
+        self._newest_time = await self.state.rebuild(config, resume)
+        self._next_offset = dict(resume)
+        consumer.resume(*(tp for tp in self._held_back if tp in consumer.assignment()))
+        self._held_back.clear()
+        for tp in owned:
+            consumer.seek(tp, resume[tp])
+        await self._refresh_progress(consumer, force=True)
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Record]], fetched_at: float
+    ) -> None:
+        publisher = self._publisher
+        assert publisher is not None
+        serving = self.watcher.current
+        records = [record for partition_records in batch.values() for record in partition_records]
+        received_ms = int(time.time() * 1000)
+        rows, rejected = self.decoder.decode([r.value for r in records])
+        kept = self._align(consumer, batch, records, rows)
+        if kept is not batch:
+            batch = kept
+            records = [record for partition_records in batch.values() for record in partition_records]
+            rows, rejected = self.decoder.decode([r.value for r in records])
+
+        await self.state.catch_up(fetched_at)
+        started = time.perf_counter()
+        features = self.state.store.score(columns_of(rows)) if len(rows) else np.empty((0, len(FEATURE_NAMES)))
+        main, shadow = score_batch(serving, features, self.settings)
+        self.metrics.scoring_seconds.observe(time.perf_counter() - started)
+        scored_ms = int(time.time() * 1000)
+
+        topics = self.settings.topics
+        self._add_results(publisher, topics.scores, rows, main, received_ms, scored_ms)
+        if shadow is not None:
+            self._add_results(publisher, topics.shadow_scores, rows, shadow, received_ms, scored_ms)
+        for rejection in rejected:
+            letter = dead_letter_for(records[rejection.position], rejection.error, "scorer")
+            publisher.add(
+                topics.dead_letters, letter.original_key or b"", letter.to_avro(), dead_letter_headers(letter)
+            )
+            self.metrics.dead_letters.labels(letter.error_type).inc()
+            log.warning(
+                "message dead-lettered",
+                extra={
+                    "partition": letter.original_partition,
+                    "offset": letter.original_offset,
+                    "error": letter.error_type,
+                },
+            )
+        counts = await publisher.flush()
+        published_ms = time.time() * 1000
+
+        try:
+            await consumer.commit({tp: partition_records[-1].offset + 1 for tp, partition_records in batch.items()})
+        except CommitFailedError as exc:
+            # Published but not committed: the new owner scores these again (at least once).
+            log.warning("commit refused after a rebalance", extra={"error": str(exc)})
+            self.rebuild_needed = True
+        self._advance(batch, records, rows)
+        self._hold_history()
+        self._release_aligned(consumer)
+        self.state.show_size()
+        self.metrics.messages_in.inc(len(records))
+        self.metrics.batch_size.observe(len(records))
+        for topic, count in counts.items():
+            self.metrics.results_out.labels(topic).inc(count)
+        self._count_decisions(main)
+        self._observe_latencies(records, rows.positions, rows.times_ms, published_ms)
+
+    def _alignment_limit(self) -> int | None:
+        """The latest event time any partition may be scored up to, or None when nothing lags.
+
+        Terminal windows end a label delay before the payment and need every partition's payments up to
+        there. So while partitions catch up on a backlog (after a restart, or at start) none may run more
+        than `ALIGNMENT` (< label delay) ahead of the slowest, or its payments would miss the slow ones'.
+        """
+        frontiers = [
+            self._newest_time[tp]
+            for tp, end in self._end_offsets.items()
+            if end > self._next_offset.get(tp, end) and tp not in self._held_back and tp in self._newest_time
+        ]
+        if not frontiers:
+            return None
+        window = min(MAX_ALIGNMENT_MS, self.state.store.config.label_delay_ms // 2)
+        return min(frontiers) + window
+
+    def _align(
+        self,
+        consumer: AIOKafkaConsumer,
+        batch: dict[TopicPartition, list[Record]],
+        records: list[Record],
+        rows: TransactionRows,
+    ) -> dict[TopicPartition, list[Record]]:
+        """The part of the batch within the alignment limit; partitions cut short wait (paused) for the others."""
+        limit = self._alignment_limit()
+        if limit is None or not rows.times_ms or max(rows.times_ms) <= limit:
+            return batch
+        times_by_position = dict(zip(rows.positions, rows.times_ms, strict=True))
+        spans = []
+        start = 0
+        for tp, partition_records in batch.items():
+            spans.append((tp, start, partition_records))
+            start += len(partition_records)
+        # Whatever the limit, the partition whose next payment is oldest always moves on.
+        firsts = [
+            next((times_by_position[i] for i in range(first, first + len(recs)) if i in times_by_position), None)
+            for _, first, recs in spans
+        ]
+        limit = max(limit, min((t for t in firsts if t is not None), default=limit))
+        kept: dict[TopicPartition, list[Record]] = {}
+        for tp, first, partition_records in spans:
+            cut = next(
+                (i for i in range(len(partition_records)) if times_by_position.get(first + i, limit) > limit),
+                len(partition_records),
+            )
+            if cut < len(partition_records):
+                consumer.seek(tp, partition_records[cut].offset)
+                consumer.pause(tp)
+                self._held_back[tp] = times_by_position[first + cut]
+            if cut:
+                kept[tp] = partition_records[:cut]
+        return kept
+
+    def _release_aligned(self, consumer: AIOKafkaConsumer) -> None:
+        limit = self._alignment_limit()
+        for tp, waiting_time in list(self._held_back.items()):
+            if limit is None or waiting_time <= limit:
+                consumer.resume(tp)
+                del self._held_back[tp]
+
+    def _advance(self, batch: dict[TopicPartition, list[Record]], records: list[Record], rows: TransactionRows) -> None:
+        """Note how far each partition of the batch got, in offsets and in event time."""
+        positions = np.asarray(rows.positions, dtype=np.intp)
+        times = np.asarray(rows.times_ms, dtype=np.int64)
+        start = 0
+        for tp, partition_records in batch.items():
+            end = start + len(partition_records)
+            self._next_offset[tp] = partition_records[-1].offset + 1
+            first, last = np.searchsorted(positions, [start, end])
+            if last > first:
+                self._newest_time[tp] = max(self._newest_time.get(tp, 0), int(times[first:last].max()))
+            start = end
+        assert start == len(records)
+
+    def _hold_history(self) -> None:
+        """Keep the history that partitions still catching up will need.
+
+        The state forgets by event time, behind the newest payment it has seen. While one partition
+        catches up on a backlog (after a restart, say), another may have run weeks ahead; the state then
+        keeps everything from the oldest point a lagging partition has reached.
+        """
+        lagging = [
+            self._newest_time.get(tp) for tp, end in self._end_offsets.items() if end > self._next_offset.get(tp, end)
+        ]
+        known = [t for t in lagging if t is not None]
+        # A lagging partition whose position in time is unknown holds everything.
+        self.state.store.hold(None if not lagging else (min(known) if len(known) == len(lagging) else -1))
+
+    @staticmethod
+    def _add_results(
+        publisher: BatchPublisher,
+        topic: str,
+        rows: TransactionRows,
+        verdicts: Verdicts,
+        received_ms: int,
+        scored_ms: int,
+    ) -> None:
+        encoder = ScoreResultEncoder(
+            model_name=verdicts.model_name,
+            model_version=verdicts.model_version,
+            feature_version=FEATURE_VERSION,
+            fallback=verdicts.fallback,
+            received_ms=received_ms,
+            scored_ms=scored_ms,
+        )
+        encode = encoder.encode
+        add = publisher.add
+        for transaction_id, customer_id, score, decision, event_ms, reasons in zip(
+            rows.transaction_ids,
+            rows.customer_ids,
+            verdicts.scores.tolist(),
+            verdicts.decisions.tolist(),
+            rows.times_ms,
+            verdicts.reasons,
+            strict=True,
+        ):
+            add(
+                topic,
+                transaction_id.encode(),
+                encode(transaction_id, customer_id, score, DECISIONS[decision], event_ms, reasons),
+            )
+
+    def _count_decisions(self, verdicts: Verdicts) -> None:
+        codes, counts = np.unique(verdicts.decisions, return_counts=True)
+        version = verdicts.model_version or ""
+        for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
+            self.metrics.decisions.labels(DECISIONS[code].value, verdicts.model_name, version).inc(count)
+
+    def _observe_latencies(
+        self, records: list[Record], positions: list[int], event_times: list[int], published_ms: float
+    ) -> None:
+        step = max(1, len(positions) // LATENCY_SAMPLES_PER_BATCH)
+        for index in range(0, len(positions), step):
+            record = records[positions[index]]
+            self.metrics.produce_to_publish_seconds.observe(max(0.0, published_ms - record.timestamp) / 1000)
+            self.metrics.event_to_publish_seconds.observe(max(0.0, published_ms - event_times[index]) / 1000)
+
+    async def _refresh_progress(self, consumer: AIOKafkaConsumer, force: bool = False) -> None:
+        """Every second: the partitions' end offsets, for the lag gauge and for what history to hold."""
+        now = time.monotonic()
+        if not force and now - self._last_lag_update < 1.0:
+            return
+        self._last_lag_update = now
+        owned = sorted(consumer.assignment())
+        self._end_offsets = await consumer.end_offsets(owned) if owned else {}
+        self.metrics.lag.clear()
+        for tp, end in self._end_offsets.items():
+            self.metrics.lag.labels(str(tp.partition)).set(max(0, end - self._next_offset.get(tp, end)))
+        self._hold_history()
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Errors after which the clients themselves are fine (they reconnect on their own)."""
+    from aiokafka.errors import KafkaError
+
+    return isinstance(exc, KafkaError) and getattr(exc, "retriable", False)

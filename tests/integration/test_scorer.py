@@ -1,0 +1,273 @@
+"""The scorer against real Kafka and a real MLflow server: parity with the offline features, dead letters,
+the rules fallback while the registry is away, challengers in the shadow, and POST /v1/score."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from aiokafka import AIOKafkaProducer
+from mlflow import MlflowClient
+
+from fraudops.contracts.avro import MAGIC, default_codec
+from fraudops.contracts.messages import DeadLetter, Decision, ScoreResult, Transaction
+from fraudops.features import FEATURE_NAMES
+from fraudops.features.offline import compute_features
+from fraudops.replay import replay
+from tests.support.kafka import drain
+from tests.support.models import contract_tags, register_version, train_booster
+from tests.support.proxy import SwitchableProxy
+from tests.support.scorer import ScorerRun, simulated_stream, wait_for
+from tests.support.stack import RunningStack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def scorer_run(running_stack: RunningStack, tmp_path: Path) -> Iterator[ScorerRun]:
+    run = ScorerRun(running_stack, tmp_path)
+    yield run
+    run.close()
+
+
+@pytest.fixture(scope="module")
+def stream() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """About 9,000 payments of 100 cards over 45 days, with their late labels."""
+    return simulated_stream(customers=100, terminals=200, days=45, seed=5)
+
+
+def expected_scores(transactions: pd.DataFrame, labels: pd.DataFrame, seed: int = 1) -> pd.Series:
+    """What the champion gives on the offline features: the trainer's own definition and call."""
+    features = compute_features(transactions, labels)
+    values = features[list(FEATURE_NAMES)].to_numpy(np.float32)
+    scores = train_booster(seed).inplace_predict(values, validate_features=False)
+    return pd.Series(scores.astype(np.float64), index=transactions["transaction_id"].astype(str).to_numpy())
+
+
+def test_every_payment_is_scored_with_the_offline_features(
+    scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    transactions, labels = stream
+    version = scorer_run.register_champion(seed=1)
+    scorer = scorer_run.scorer()
+    scorer.start()
+    asyncio.run(
+        replay(transactions, scorer_run.kafka, rate=0, labels=labels, topic_names=scorer_run.topics.replay_names())
+    )
+    wait_for(lambda: scorer.metric("fraud_scorer_results_out_total") >= len(transactions), 120, "every score")
+
+    results = scorer_run.scores()
+    assert len(results) == len(transactions)
+    got = {r.transaction_id: r for r in results}
+    assert set(got) == set(transactions["transaction_id"].astype(str))
+    expected = expected_scores(transactions, labels)
+    actual = pd.Series({tid: got[tid].score for tid in expected.index})
+    np.testing.assert_allclose(actual.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)
+    for result in results:
+        assert result.model_name == scorer_run.model_name
+        assert result.model_version == version
+        assert result.feature_version == "v1"
+        assert not result.fallback
+        decision = (
+            Decision.DECLINE if result.score >= 0.9 else Decision.REVIEW if result.score >= 0.5 else Decision.APPROVE
+        )
+        assert result.decision is decision
+        if decision is Decision.APPROVE:
+            assert result.reasons == []
+        else:
+            assert 1 <= len(result.reasons) <= 3
+            contributions = [reason.contribution for reason in result.reasons]
+            assert contributions == sorted(contributions, reverse=True)
+            assert {reason.feature for reason in result.reasons} <= set(FEATURE_NAMES)
+        assert result.received_time <= result.scored_time
+    assert scorer.metric("fraud_scorer_fallback_active") == 0
+    assert scorer.metric("fraud_scorer_model_info", f'model_version="{version}"') == 1
+
+
+def _poison(valid: Transaction, kind: int) -> bytes:
+    codec = default_codec()
+    if kind == 0:
+        return b"not avro at all"
+    if kind == 1:
+        return MAGIC + bytes(8) + valid.to_avro()[10:]  # a schema nobody knows
+    if kind == 2:
+        return valid.to_avro()[:-4]  # truncated
+    record = valid.model_dump()
+    record["amount"] = -5.0  # decodes, but breaks the contract
+    return codec.encode("io.fraudops.Transaction", record)
+
+
+async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value=value, key=key, headers=[("trace", b"t-1")]) for key, value in messages
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_scored(
+    scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    transactions = stream[0].head(3_000)
+    messages: list[tuple[bytes, bytes]] = []
+    poison_keys = set()
+    for i, row in enumerate(transactions.to_dict("records")):
+        transaction = Transaction(
+            transaction_id=str(row["transaction_id"]),
+            event_time=pd.Timestamp(row["event_time"]).to_pydatetime(),
+            customer_id=str(row["customer_id"]),
+            terminal_id=str(row["terminal_id"]),
+            amount=float(row["amount"]),
+        )
+        messages.append((transaction.customer_id.encode(), transaction.to_avro()))
+        if i % 100 == 50:  # 1 % poison, of every kind
+            key = f"poison-{i}".encode()
+            poison_keys.add(key)
+            messages.append((key, _poison(transaction, (i // 100) % 4)))
+    scorer = scorer_run.scorer()
+    scorer.start()
+    asyncio.run(_produce(scorer_run.stack.settings.kafka_bootstrap, scorer_run.topics.name("transactions"), messages))
+    wait_for(lambda: scorer.metric("fraud_scorer_dead_letters_total") >= len(poison_keys), 60, "dead letters")
+    wait_for(lambda: scorer.metric("fraud_scorer_results_out_total") >= len(transactions), 60, "scores")
+
+    bootstrap = scorer_run.stack.settings.kafka_bootstrap
+    letters = asyncio.run(drain(bootstrap, scorer_run.topics.name("dead_letters")))
+    assert {r.key for r in letters} == poison_keys
+    for record in letters:
+        headers = dict(record.headers)
+        assert headers["original_topic"] == scorer_run.topics.name("transactions").encode()
+        assert {"error", "original_partition", "original_offset", "failed_at"} <= set(headers)
+        letter = DeadLetter.from_avro(record.value)
+        assert letter.failed_by == "scorer"
+        assert letter.original_headers == {"trace": b"t-1"}
+        assert letter.original_value == dict(messages)[record.key]
+        assert headers["error"].decode() in {"corrupt_message", "unknown_schema", "invalid_input"}
+    assert {r.transaction_id for r in scorer_run.scores()} == set(transactions["transaction_id"].astype(str))
+    wait_for(lambda: scorer.metric("fraud_scorer_consumer_lag_messages") == 0, 30, "lag back to zero")
+
+
+def test_rules_score_while_the_registry_is_away_and_the_model_takes_over_when_it_returns(
+    scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    transactions = stream[0]
+    version = scorer_run.register_champion(seed=1)
+    host, port = scorer_run.stack.settings.mlflow_url.removeprefix("http://").split(":")
+    proxy = SwitchableProxy(host, int(port))  # down: the scorer starts with MLflow unreachable
+    scorer = scorer_run.scorer(MLFLOW_TRACKING_URI=proxy.url)
+    scorer.start()
+    first, second = transactions.iloc[:2_000], transactions.iloc[2_000:4_000]
+    names = scorer_run.topics.replay_names()
+    asyncio.run(replay(first, scorer_run.kafka, rate=0, topic_names=names))
+    wait_for(lambda: scorer.metric("fraud_scorer_results_out_total") >= len(first), 60, "rules scores")
+    assert scorer.metric("fraud_scorer_fallback_active") == 1
+    early = scorer_run.scores()
+    assert len(early) == len(first)
+    assert all(r.fallback and r.model_name == "rules" and r.model_version is None for r in early)
+    assert any(r.decision is not Decision.APPROVE for r in early)  # the amount rule fires on the large payments
+
+    proxy.up()
+    try:
+        wait_for(lambda: scorer.metric("fraud_scorer_fallback_active") == 0, 60, "the model to load")
+        asyncio.run(replay(second, scorer_run.kafka, rate=0, topic_names=names))
+        wait_for(lambda: scorer.metric("fraud_scorer_results_out_total") >= len(first) + len(second), 60, "scores")
+    finally:
+        proxy.down()
+    later = [r for r in scorer_run.scores() if r.transaction_id in set(second["transaction_id"].astype(str))]
+    assert len(later) == len(second)
+    assert all(not r.fallback and r.model_version == version for r in later)
+
+
+def test_a_broken_version_is_refused_and_the_serving_one_stays(
+    scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    good = scorer_run.register_champion(seed=1)
+    scorer = scorer_run.scorer()
+    scorer.start()
+    wait_for(lambda: scorer.metric("fraud_scorer_model_info", f'model_version="{good}"') == 1, 30, "the champion")
+    mlflow.set_tracking_uri(scorer_run.stack.settings.mlflow_url)
+    broken = register_version(scorer_run.model_name, train_booster(2), tags=contract_tags(feature_version="v0"))
+    MlflowClient().set_registered_model_alias(scorer_run.model_name, "champion", broken)
+    wait_for(lambda: scorer.metric("fraud_scorer_model_refusals_total") >= 1, 30, "the refusal")
+    asyncio.run(replay(stream[0].head(500), scorer_run.kafka, rate=0, topic_names=scorer_run.topics.replay_names()))
+    wait_for(lambda: scorer.metric("fraud_scorer_results_out_total") >= 500, 60, "scores")
+    assert {r.model_version for r in scorer_run.scores()} == {good}
+
+
+def test_a_challenger_scores_in_the_shadow(scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    champion = scorer_run.register_champion(seed=1)
+    mlflow.set_tracking_uri(scorer_run.stack.settings.mlflow_url)
+    challenger = register_version(scorer_run.model_name, train_booster(3), tags=contract_tags())
+    MlflowClient().set_registered_model_alias(scorer_run.model_name, "challenger", challenger)
+    scorer = scorer_run.scorer()
+    scorer.start()
+    transactions = stream[0].head(1_000)
+    asyncio.run(replay(transactions, scorer_run.kafka, rate=0, topic_names=scorer_run.topics.replay_names()))
+    wait_for(
+        lambda: scorer.metric("fraud_scorer_results_out_total", "shadow") >= len(transactions), 60, "shadow scores"
+    )
+    bootstrap = scorer_run.stack.settings.kafka_bootstrap
+    shadow = [
+        ScoreResult.from_avro(r.value) for r in asyncio.run(drain(bootstrap, scorer_run.topics.name("shadow_scores")))
+    ]
+    main = {r.transaction_id: r for r in scorer_run.scores()}
+    assert {r.model_version for r in shadow} == {challenger}
+    assert {r.model_version for r in main.values()} == {champion}
+    assert {r.transaction_id for r in shadow} == set(main)
+    assert any(r.score != main[r.transaction_id].score for r in shadow)
+
+
+def test_rest_scoring_uses_the_live_state_and_leaves_it_unchanged(
+    scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    transactions, labels = stream
+    version = scorer_run.register_champion(seed=1)
+    scorer = scorer_run.scorer()
+    scorer.start()
+    asyncio.run(
+        replay(transactions, scorer_run.kafka, rate=0, labels=labels, topic_names=scorer_run.topics.replay_names())
+    )
+    wait_for(lambda: scorer.metric("fraud_scorer_results_out_total") >= len(transactions), 120, "every score")
+
+    last = transactions.iloc[-1]
+    probe = {
+        "transaction_id": f"rest-{uuid.uuid4().hex[:8]}",
+        "event_time": (last["event_time"] + timedelta(minutes=5)).isoformat(),
+        "customer_id": str(last["customer_id"]),
+        "terminal_id": str(last["terminal_id"]),
+        "amount": 120.5,
+    }
+    extended = pd.concat(
+        [transactions, pd.DataFrame([{**probe, "event_time": last["event_time"] + timedelta(minutes=5)}])],
+        ignore_index=True,
+    )
+    sent_labels = labels[pd.to_datetime(labels["known_at"], utc=True) <= last["event_time"]]  # what replay sent
+    expected = expected_scores(extended, sent_labels)[probe["transaction_id"]]
+    with scorer.client() as client:
+        for _ in range(2):  # the second answer equals the first: the state kept no trace of the probe
+            response = client.post("/v1/score", json=probe)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["model_version"] == version
+            assert body["score"] == pytest.approx(expected, abs=1e-6)
+        batch = client.post("/v1/score", json={"transactions": [probe, {**probe, "transaction_id": "rest-2"}]})
+        assert batch.status_code == 200, batch.text
+        assert [r["transaction_id"] for r in batch.json()["results"]] == [probe["transaction_id"], "rest-2"]
+        invalid = client.post("/v1/score", json={**probe, "amount": -1})
+        assert invalid.status_code == 422
+        assert "amount" in invalid.json()["detail"]
+        empty = client.post("/v1/score", json={"transactions": []})
+        assert empty.status_code == 422
+    anonymous = scorer.client()
+    anonymous.headers.pop("Authorization")
+    assert anonymous.post("/v1/score", json=probe).status_code == 401
