@@ -271,3 +271,34 @@ def test_rest_scoring_uses_the_live_state_and_leaves_it_unchanged(
     anonymous = scorer.client()
     anonymous.headers.pop("Authorization")
     assert anonymous.post("/v1/score", json=probe).status_code == 401
+
+
+def test_a_payment_written_twice_is_scored_once_and_counted_once(
+    scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    transactions = stream[0].head(4_000)
+    version = scorer_run.register_champion(seed=1)
+    scorer = scorer_run.scorer()
+    scorer.start()
+    messages: list[tuple[bytes, bytes]] = []
+    for i, row in enumerate(transactions.to_dict("records")):
+        payload = Transaction(
+            transaction_id=str(row["transaction_id"]),
+            event_time=pd.Timestamp(row["event_time"]).to_pydatetime(),
+            customer_id=str(row["customer_id"]),
+            terminal_id=str(row["terminal_id"]),
+            amount=float(row["amount"]),
+        ).to_avro()
+        key = str(row["customer_id"]).encode()
+        messages.append((key, payload))
+        if i % 20 == 0:  # a producer's retry: the same payment again, right after or a little later
+            messages.append((key, payload))
+    asyncio.run(_produce(scorer_run.stack.settings.kafka_bootstrap, scorer_run.topics.name("transactions"), messages))
+    wait_for(lambda: scorer.metric("fraud_scorer_messages_in_total") >= len(messages), 60, "every message read")
+    results = scorer_run.scores()
+    assert sorted(r.transaction_id for r in results) == sorted(transactions["transaction_id"].astype(str))
+    assert scorer.metric("fraud_scorer_duplicates_total") == len(messages) - len(transactions)
+    expected = expected_scores(transactions, stream[1].iloc[:0])
+    got = {r.transaction_id: r.score for r in results}
+    np.testing.assert_allclose([got[t] for t in expected.index], expected.to_numpy(), rtol=0, atol=1e-6)
+    assert {r.model_version for r in results} == {version}

@@ -531,3 +531,20 @@ def test_columns_from_a_frame(stream: tuple[pd.DataFrame, pd.DataFrame]) -> None
     assert batch.times_ms.dtype == np.int64
     assert batch.times_ms[0] == epoch_millis(transactions["event_time"].iloc[0].to_pydatetime())
     assert list(batch.customer_ids) == transactions["customer_id"].iloc[:5].astype(str).tolist()
+
+
+def test_the_store_knows_which_transactions_it_holds() -> None:
+    frame = pd.DataFrame(
+        {
+            "transaction_id": ["a", "b"],
+            "event_time": [T0, T0 + timedelta(minutes=1)],
+            "customer_id": ["c1", "c2"],
+            "terminal_id": ["t1", "t1"],
+            "amount": [10.0, 20.0],
+        }
+    )
+    store = OnlineFeatureStore()
+    store.score(TransactionColumns.from_frame(frame.iloc[:1]))
+    assert store.seen(["a", "b", "zz"]).tolist() == [True, False, False]
+    store.remember(TransactionColumns.from_frame(frame.iloc[1:]))
+    assert store.seen(["a", "b"]).tolist() == [True, True]

@@ -27,6 +27,11 @@ class ScorerMetrics:
             ["error"],
             registry=registry,
         )
+        self.duplicates = Counter(
+            "fraud_scorer_duplicates_total",
+            "Transactions read again under an id already scored (a producer's retry); not scored twice.",
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "fraud_scorer_batch_size_messages",
             "Messages per polled batch.",

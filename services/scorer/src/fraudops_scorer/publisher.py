@@ -49,9 +49,10 @@ class BatchPublisher:
         batches = [*self._full, *((topic, partition, b) for (topic, partition), b in self._open.items())]
         counts = dict(self.counts)
         self.abandon()
-        sent = [
-            await self.producer.send_batch(builder, topic, partition=partition) for topic, partition, builder in batches
-        ]
+        sent = []
+        for topic, partition, builder in batches:
+            builder.close()  # a closed batch goes out at once instead of lingering linger_ms for more
+            sent.append(await self.producer.send_batch(builder, topic, partition=partition))
         await asyncio.gather(*sent)
         return counts
 

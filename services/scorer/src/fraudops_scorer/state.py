@@ -38,6 +38,24 @@ Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 MS_PER_HOUR = 3_600_000
 
 
+def first_sightings(store: OnlineFeatureStore, rows: TransactionRows) -> TransactionRows:
+    """The rows whose transaction the state has not seen: a payment written twice to the log counts once."""
+    seen = store.seen(rows.transaction_ids)
+    keep: list[int] = []
+    fresh: set[str] = set()
+    for row, (transaction_id, known) in enumerate(zip(rows.transaction_ids, seen.tolist(), strict=True)):
+        if not known and transaction_id not in fresh:
+            fresh.add(transaction_id)
+            keep.append(row)
+    if len(keep) == len(rows):
+        return rows
+    kept = TransactionRows()
+    for name in _ROW_FIELDS:
+        column = getattr(rows, name)
+        setattr(kept, name, [column[row] for row in keep])
+    return kept
+
+
 def columns_of(rows: TransactionRows) -> TransactionColumns:
     return TransactionColumns(
         transaction_ids=rows.transaction_ids,
@@ -55,6 +73,9 @@ class SharedState:
         self.decoder = decoder
         self.store = self._new_store(FeatureConfig())
         self._consumer: AIOKafkaConsumer | None = None
+        # Asks only for end offsets: on the reading consumers' connections such a request would queue
+        # behind their long-polling fetches (up to fetch_max_wait_ms, 500 ms).
+        self._offsets: AIOKafkaConsumer | None = None
         self._followed: list[TopicPartition] = []
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
@@ -63,9 +84,26 @@ class SharedState:
 
     async def stop(self) -> None:
         await self._stop_following()
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        for client in (self._consumer, self._offsets):
+            if client is not None:
+                await client.stop()
+        self._consumer = self._offsets = None
+
+    async def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Where each partition's log ends now (one ListOffsets request on a connection of its own)."""
+        if self._offsets is None:
+            kafka = self.settings.kafka
+            client = AIOKafkaConsumer(
+                bootstrap_servers=kafka.bootstrap_servers,
+                client_id=f"{kafka.client_id_prefix}-scorer-offsets",
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                request_timeout_ms=kafka.request_timeout_ms,
+            )
+            await client.start()
+            self._offsets = client
+        ends: dict[TopicPartition, int] = await self._offsets.end_offsets(list(partitions))
+        return ends
 
     async def rebuild(self, config: FeatureConfig, owned: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
         """A fresh state from the log; `owned` maps the partitions this instance scores to where scoring resumes.
@@ -108,7 +146,9 @@ class SharedState:
                         consumer.pause(tp)
             ready = merge.take()
             if ready is not None:
-                self.store.remember(ready)
+                ready = first_sightings(self.store, ready)
+                if len(ready):
+                    self.store.remember(columns_of(ready))
             await asyncio.sleep(0)  # let heartbeats and the HTTP server run between chunks
         self._followed = [tp for tp in every if tp not in owned]
         consumer.resume(*self._followed)
@@ -141,7 +181,7 @@ class SharedState:
             return
         waited_from = time.perf_counter()
         asked = time.monotonic()
-        targets = await consumer.end_offsets(self._followed)
+        targets = await self.end_offsets(self._followed)
         while True:
             self._progress.clear()
             behind = [tp for tp in self._followed if await consumer.position(tp) < targets[tp]]
@@ -176,6 +216,7 @@ class SharedState:
         if payloads:
             # Invalid payments are the scoring instance's to dead-letter; here they are simply not state.
             rows, _ = self.decoder.decode(payloads)
+            rows = first_sightings(self.store, rows)
             if len(rows):
                 self.store.remember(columns_of(rows))
         if label_records:
@@ -269,7 +310,7 @@ class _TimeOrderedMerge:
     def exhausted(self, tp: TopicPartition) -> None:
         self._open.discard(tp)
 
-    def take(self) -> TransactionColumns | None:
+    def take(self) -> TransactionRows | None:
         """The rows every partition still being read has gone past, sorted by time (None if there are none)."""
         if any(not self._rows[tp].times_ms for tp in self._open):
             return None  # an open partition has nothing buffered: its next row may be older than any other
@@ -289,7 +330,7 @@ class _TimeOrderedMerge:
         for name in _ROW_FIELDS:
             column = getattr(released, name)
             setattr(released, name, [column[i] for i in order])
-        return columns_of(released)
+        return released
 
 
 _ROW_FIELDS = ("positions", "transaction_ids", "customer_ids", "terminal_ids", "times_ms", "amounts")

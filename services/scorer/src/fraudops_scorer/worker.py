@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 import numpy as np
@@ -28,7 +28,7 @@ from fraudops_scorer.registry import ModelWatcher
 from fraudops_scorer.scoring import DECISIONS, Verdicts, score_batch
 from fraudops_scorer.serving import Serving
 from fraudops_scorer.settings import ScorerSettings
-from fraudops_scorer.state import SharedState, columns_of
+from fraudops_scorer.state import SharedState, columns_of, first_sightings
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 LATENCY_SAMPLES_PER_BATCH = 64
 # How far (event time) a partition catching up may run ahead of the slowest one (see _alignment_limit).
 MAX_ALIGNMENT_MS = 86_400_000
+_EVERYONE_WAITS = -(1 << 62)
 
 
 class _FinishBeforeRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -206,13 +207,21 @@ class ScoringWorker:
         records = [record for partition_records in batch.values() for record in partition_records]
         received_ms = int(time.time() * 1000)
         rows, rejected = self.decoder.decode([r.value for r in records])
-        kept = self._align(consumer, batch, records, rows)
+        # Both ask for end offsets written before the batch was fetched, in parallel on one connection.
+        await asyncio.gather(self._refresh_progress(consumer, force=True), self.state.catch_up(fetched_at))
+        kept = self._align(consumer, batch, rows)
         if kept is not batch:
+            if not kept:
+                return  # every partition of the batch waits for one that has not been read yet
             batch = kept
             records = [record for partition_records in batch.values() for record in partition_records]
             rows, rejected = self.decoder.decode([r.value for r in records])
 
-        await self.state.catch_up(fetched_at)
+        unique = first_sightings(self.state.store, rows)
+        if unique is not rows:
+            # Scored when first seen (its result is on the scores topic): no second, different verdict.
+            self.metrics.duplicates.inc(len(rows) - len(unique))
+            rows = unique
         started = time.perf_counter()
         features = self.state.store.score(columns_of(rows)) if len(rows) else np.empty((0, len(FEATURE_NAMES)))
         main, shadow = score_batch(serving, features, self.settings)
@@ -249,7 +258,6 @@ class ScoringWorker:
         self._advance(batch, records, rows)
         self._hold_history()
         self._release_aligned(consumer)
-        self.state.show_size()
         self.metrics.messages_in.inc(len(records))
         self.metrics.batch_size.observe(len(records))
         for topic, count in counts.items():
@@ -257,18 +265,36 @@ class ScoringWorker:
         self._count_decisions(main)
         self._observe_latencies(records, rows.positions, rows.times_ms, published_ms)
 
-    def _alignment_limit(self) -> int | None:
-        """The latest event time any partition may be scored up to, or None when nothing lags.
+    def _lagging(self) -> list[TopicPartition]:
+        """Owned partitions with payments not scored yet, by the freshest end offset known (the last fetch's
+        high watermark, or the last offsets request)."""
+        consumer = self._consumer
+        lagging = []
+        for tp, end in self._end_offsets.items():
+            highwater = consumer.highwater(tp) if consumer is not None and tp in consumer.assignment() else None
+            latest = max(end, highwater or 0)
+            if latest > self._next_offset.get(tp, latest):
+                lagging.append(tp)
+        return lagging
+
+    def _alignment_limit(self, batch_firsts: Mapping[TopicPartition, int] | None = None) -> int | None:
+        """The latest event time any partition may be scored up to now, or None when nothing lags.
 
         Terminal windows end a label delay before the payment and need every partition's payments up to
-        there. So while partitions catch up on a backlog (after a restart, or at start) none may run more
-        than `ALIGNMENT` (< label delay) ahead of the slowest, or its payments would miss the slow ones'.
+        there. So while partitions catch up on a backlog (at start, after a restart) none may run more than
+        `MAX_ALIGNMENT_MS` (less than the label delay) ahead of the slowest one with a backlog; a partition
+        with a backlog whose place in time is not known yet holds everyone until it is read.
         """
-        frontiers = [
-            self._newest_time[tp]
-            for tp, end in self._end_offsets.items()
-            if end > self._next_offset.get(tp, end) and tp not in self._held_back and tp in self._newest_time
-        ]
+        frontiers = []
+        for tp in self._lagging():
+            if tp in self._held_back:
+                continue
+            frontier = self._newest_time.get(tp)
+            if frontier is None and batch_firsts is not None:
+                frontier = batch_firsts.get(tp)
+            if frontier is None:
+                return _EVERYONE_WAITS
+            frontiers.append(frontier)
         if not frontiers:
             return None
         window = min(MAX_ALIGNMENT_MS, self.state.store.config.label_delay_ms // 2)
@@ -278,25 +304,25 @@ class ScoringWorker:
         self,
         consumer: AIOKafkaConsumer,
         batch: dict[TopicPartition, list[Record]],
-        records: list[Record],
         rows: TransactionRows,
     ) -> dict[TopicPartition, list[Record]]:
         """The part of the batch within the alignment limit; partitions cut short wait (paused) for the others."""
-        limit = self._alignment_limit()
-        if limit is None or not rows.times_ms or max(rows.times_ms) <= limit:
-            return batch
         times_by_position = dict(zip(rows.positions, rows.times_ms, strict=True))
         spans = []
+        firsts: dict[TopicPartition, int] = {}
         start = 0
         for tp, partition_records in batch.items():
             spans.append((tp, start, partition_records))
+            first_time = next(
+                (times_by_position[i] for i in range(start, start + len(partition_records)) if i in times_by_position),
+                None,
+            )
+            if first_time is not None:
+                firsts[tp] = first_time
             start += len(partition_records)
-        # Whatever the limit, the partition whose next payment is oldest always moves on.
-        firsts = [
-            next((times_by_position[i] for i in range(first, first + len(recs)) if i in times_by_position), None)
-            for _, first, recs in spans
-        ]
-        limit = max(limit, min((t for t in firsts if t is not None), default=limit))
+        limit = self._alignment_limit(firsts)
+        if limit is None or not rows.times_ms or max(rows.times_ms) <= limit:
+            return batch
         kept: dict[TopicPartition, list[Record]] = {}
         for tp, first, partition_records in spans:
             cut = next(
@@ -339,9 +365,7 @@ class ScoringWorker:
         catches up on a backlog (after a restart, say), another may have run weeks ahead; the state then
         keeps everything from the oldest point a lagging partition has reached.
         """
-        lagging = [
-            self._newest_time.get(tp) for tp, end in self._end_offsets.items() if end > self._next_offset.get(tp, end)
-        ]
+        lagging = [self._newest_time.get(tp) for tp in self._lagging()]
         known = [t for t in lagging if t is not None]
         # A lagging partition whose position in time is unknown holds everything.
         self.state.store.hold(None if not lagging else (min(known) if len(known) == len(lagging) else -1))
@@ -396,17 +420,21 @@ class ScoringWorker:
             self.metrics.event_to_publish_seconds.observe(max(0.0, published_ms - event_times[index]) / 1000)
 
     async def _refresh_progress(self, consumer: AIOKafkaConsumer, force: bool = False) -> None:
-        """Every second: the partitions' end offsets, for the lag gauge and for what history to hold."""
+        """The owned partitions' end offsets (for alignment and held history; every batch when forced),
+        and once a second the lag and state-size gauges."""
         now = time.monotonic()
-        if not force and now - self._last_lag_update < 1.0:
+        publish = now - self._last_lag_update >= 1.0
+        if not (force or publish):
             return
-        self._last_lag_update = now
         owned = sorted(consumer.assignment())
-        self._end_offsets = await consumer.end_offsets(owned) if owned else {}
-        self.metrics.lag.clear()
-        for tp, end in self._end_offsets.items():
-            self.metrics.lag.labels(str(tp.partition)).set(max(0, end - self._next_offset.get(tp, end)))
+        self._end_offsets = await self.state.end_offsets(owned) if owned else {}
         self._hold_history()
+        if publish:
+            self._last_lag_update = now
+            self.state.show_size()
+            self.metrics.lag.clear()
+            for tp, end in self._end_offsets.items():
+                self.metrics.lag.labels(str(tp.partition)).set(max(0, end - self._next_offset.get(tp, end)))
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
+import numpy as np
 from fastavro import parse_schema, schemaless_reader
 
 from fraudops.contracts.avro import HEADER_LENGTH, MAGIC, AvroCodec, SchemaVersion, default_codec
@@ -74,6 +75,31 @@ class Rejected:
     error: FraudOpsError
 
 
+_identifiers = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\n)*").fullmatch
+_currencies = re.compile(r"(?:[A-Z]{3}\n)*").fullmatch
+
+
+def _all_valid(records: list[dict[str, Any]]) -> bool:
+    """Whether every record keeps the Transaction model's rules, checked a column at a time (one regex
+    over all identifiers instead of three per record: a fifth of the decoding cost)."""
+    if not records:
+        return True
+    for name in ("transaction_id", "customer_id", "terminal_id"):
+        joined = "\n".join(r[name] for r in records) + "\n"
+        # A newline inside an identifier would split it into two that look valid: count them too.
+        if joined.count("\n") != len(records) or _identifiers(joined) is None:
+            return False
+    joined = "\n".join(r["currency"] for r in records) + "\n"
+    if joined.count("\n") != len(records) or _currencies(joined) is None:
+        return False
+    amounts = np.fromiter((r["amount"] for r in records), dtype=np.float64, count=len(records))
+    times = np.fromiter((r["event_time"] for r in records), dtype=np.int64, count=len(records))
+    return bool(
+        np.all((amounts > 0.0) & (amounts <= MAX_AMOUNT))  # NaN fails both
+        and np.all((times >= EARLIEST_EVENT_MS) & (times < LATEST_EVENT_MS))
+    )
+
+
 def transaction_problems(record: dict[str, Any]) -> str | None:
     """What makes a decoded transaction invalid (the Transaction model's rules), or None."""
     for name in ("transaction_id", "customer_id", "terminal_id"):
@@ -99,19 +125,33 @@ class TransactionDecoder:
         self._raw_schema = parse_schema(_without_logical_types(latest.parsed))
 
     def decode(self, payloads: Sequence[bytes | None]) -> tuple[TransactionRows, list[Rejected]]:
-        rows = TransactionRows()
+        decoded: list[tuple[int, dict[str, Any]]] = []
         rejected: list[Rejected] = []
         for position, payload in enumerate(payloads):
             try:
-                record = self._decode_one(payload)
+                decoded.append((position, self._decode_one(payload)))
             except FraudOpsError as exc:
                 rejected.append(Rejected(position, exc))
-                continue
-            problem = transaction_problems(record)
-            if problem is not None:
-                rejected.append(Rejected(position, InvalidInputError(f"invalid Transaction: {problem}")))
-                continue
-            rows.append(position, record)
+        if not _all_valid([record for _, record in decoded]):
+            # Some record breaks a rule: find which, one by one (the rare path).
+            valid = []
+            for position, record in decoded:
+                problem = transaction_problems(record)
+                if problem is None:
+                    valid.append((position, record))
+                else:
+                    rejected.append(Rejected(position, InvalidInputError(f"invalid Transaction: {problem}")))
+            decoded = valid
+            rejected.sort(key=lambda rejection: rejection.position)
+        records = [record for _, record in decoded]
+        rows = TransactionRows(
+            positions=[position for position, _ in decoded],
+            transaction_ids=[r["transaction_id"] for r in records],
+            customer_ids=[r["customer_id"] for r in records],
+            terminal_ids=[r["terminal_id"] for r in records],
+            times_ms=[r["event_time"] for r in records],
+            amounts=[r["amount"] for r in records],
+        )
         return rows, rejected
 
     def _decode_one(self, payload: bytes | None) -> dict[str, Any]:

@@ -572,6 +572,19 @@ class OnlineFeatureStore:
                 pending.pop(transaction_id, None)
         self._add_fraud_intervals(added)
 
+    def seen(self, transaction_ids: Sequence[str]) -> NDArray[np.bool_]:
+        """Per id: whether a transaction with that id was applied within the retention horizon.
+
+        The log is at least once (a producer's retry can write a payment twice); the scorer scores a
+        payment once and leaves repeats out of the state, so they never count twice in a window.
+        """
+        tables = self._recent.tables()
+        return np.fromiter(
+            (any(tid in table for table in tables) for tid in transaction_ids),
+            dtype=np.bool_,
+            count=len(transaction_ids),
+        )
+
     def hold(self, time_ms: int | None) -> None:
         """Keeps what rows from `time_ms` on (event time, UTC ms) will need, however far others run ahead.
 
