@@ -7,10 +7,16 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import avro_codec, simulator, training
+from bench import avro_codec, rest, scorer, simulator, training
 from bench.harness import Figure, machine
 
-BENCHMARKS = {"avro_codec": avro_codec.run, "simulator": simulator.run, "training": training.run}
+BENCHMARKS = {
+    "avro_codec": avro_codec.run,
+    "simulator": simulator.run,
+    "training": training.run,
+    "scorer": scorer.run,
+    "rest": rest.run,
+}
 ROOT = Path(__file__).resolve().parent.parent
 
 

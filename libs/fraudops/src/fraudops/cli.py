@@ -240,11 +240,16 @@ def replay(
 
 
 def _register_plugin_commands() -> None:
-    """Sub-commands that service packages contribute (entry point group `fraudops.commands`)."""
+    """Sub-commands that service packages contribute (entry point group `fraudops.commands`): a function
+    becomes one command, a `typer.Typer` a group of them (`fraudops <entry name> <command>`)."""
     from importlib.metadata import entry_points
 
     for entry in entry_points(group="fraudops.commands"):
-        app.command(entry.name)(entry.load())
+        contributed = entry.load()
+        if isinstance(contributed, typer.Typer):
+            app.add_typer(contributed, name=entry.name)
+        else:
+            app.command(entry.name)(contributed)
 
 
 _register_plugin_commands()
