@@ -15,7 +15,6 @@ label or another instance's payment is never missed because it was read a moment
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -84,10 +83,14 @@ class SharedState:
 
     async def stop(self) -> None:
         await self._stop_following()
-        for client in (self._consumer, self._offsets):
-            if client is not None:
+        clients, self._consumer, self._offsets = (self._consumer, self._offsets), None, None
+        for client in clients:
+            if client is None:
+                continue
+            try:
                 await client.stop()
-        self._consumer = self._offsets = None
+            except Exception:  # a broker that is gone may fail the goodbye; new clients follow
+                log.warning("closing a Kafka client failed", exc_info=True)
 
     async def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Where each partition's log ends now (one ListOffsets request on a connection of its own)."""
@@ -279,8 +282,12 @@ class SharedState:
     async def _stop_following(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the reader failed on its own (a broker outage): a rebuild starts a new one
+                log.warning("the shared-state reader had stopped", exc_info=True)
             self._task = None
         self._followed = []
         self._current_as_of = float("-inf")

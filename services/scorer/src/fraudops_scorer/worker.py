@@ -119,6 +119,7 @@ class ScoringWorker:
                     self._publisher.abandon()
                 if not _is_transient(exc):
                     await self._close_clients()
+                    await self.state.stop()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -147,10 +148,13 @@ class ScoringWorker:
     async def _close_clients(self) -> None:
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = self._publisher = None
-        if consumer is not None:
-            await consumer.stop()
-        if producer is not None:
-            await producer.stop()
+        for client in (consumer, producer):
+            if client is None:
+                continue
+            try:
+                await client.stop()
+            except Exception:  # a broker that is gone may fail the goodbye; new clients follow
+                log.warning("closing a Kafka client failed", exc_info=True)
 
     async def _consume(self) -> None:
         consumer = self._consumer
