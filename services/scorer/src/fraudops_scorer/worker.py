@@ -67,6 +67,7 @@ class ScoringWorker:
         self.batch_lock = asyncio.Lock()
         self.rebuild_needed = True
         self.last_error: str | None = None
+        self._stopping = False
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._publisher: BatchPublisher | None = None
@@ -87,6 +88,7 @@ class ScoringWorker:
         self._task = asyncio.create_task(self._run(), name="scoring-worker")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -108,20 +110,32 @@ class ScoringWorker:
                 backoff = 0.5
                 await self._consume()
             except asyncio.CancelledError:
-                raise
+                if self._stopping:
+                    raise
+                # Not ours: a client library cancelled a wait of ours during a broker outage. Carry on.
+                await self._recover("CancelledError: a Kafka client call was cancelled", transient=False)
             except Exception as exc:
-                self.last_error = f"{exc.__class__.__name__}: {exc}"
-                log.warning(
-                    "scoring interrupted; resuming from the committed offsets", extra={"error": self.last_error}
-                )
-                self.rebuild_needed = True
-                if self._publisher is not None:
-                    self._publisher.abandon()
-                if not _is_transient(exc):
-                    await self._close_clients()
-                    await self.state.stop()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await self._recover(f"{exc.__class__.__name__}: {exc}", transient=_is_transient(exc))
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    async def _recover(self, error: str, transient: bool) -> None:
+        """After a failure: forget the batch in flight and, unless the clients can go on, start them afresh."""
+        self.last_error = error
+        log.warning("scoring interrupted; resuming from the committed offsets", extra={"error": error})
+        self.rebuild_needed = True
+        if self._publisher is not None:
+            self._publisher.abandon()
+        if transient:
+            return
+        try:
+            await self._close_clients()
+            await self.state.stop()
+        except BaseException:  # whatever closing does, the worker goes on (unless it is being stopped)
+            if self._stopping:
+                raise
+            log.warning("closing the Kafka clients failed", exc_info=True)
+            self._consumer = self._producer = self._publisher = None
 
     async def _connect(self) -> None:
         if self._consumer is not None:
