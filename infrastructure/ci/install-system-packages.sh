@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs (PostgreSQL's server, Java and Maven for Kafka, make),
+# Install the Debian packages the test suite needs (PostgreSQL's server, Java and Maven for Kafka, make,
+# Prometheus with promtool and Alertmanager with amtool for the alerting tests),
 # only those missing. Shared by .ci/run and the forge's CI workflow (.github/workflows/ci.yml).
 # Runs as root, or through sudo when it is not root.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
-packages=(postgresql openjdk-17-jre-headless maven make)
+packages=(postgresql openjdk-17-jre-headless maven make prometheus prometheus-alertmanager)
 
 as_root=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -39,11 +39,28 @@ def setup() -> None:
 @app.command()
 def up(
     only: Annotated[list[str] | None, typer.Option("--only", help="Start only these components (repeatable).")] = None,
+    with_airflow: Annotated[
+        bool, typer.Option("--with-airflow", help="Also run Airflow 3 (`make airflow-setup` installs it).")
+    ] = False,
+    observability: Annotated[
+        bool,
+        typer.Option(
+            "--observability",
+            help="Also start Alertmanager and Prometheus (Debian packages prometheus, prometheus-alertmanager).",
+        ),
+    ] = False,
 ) -> None:
     """Start Kafka, MLflow and the five services on 127.0.0.1, each waited on until ready."""
+    from fraudops.settings import load_settings
+    from fraudops.stack.config import StackSettings
     from fraudops.stack.stack import Stack
 
-    stack = Stack()
+    settings = load_settings(StackSettings)
+    if observability:
+        settings = settings.model_copy(update={"observability": True})
+    if with_airflow:
+        settings = settings.model_copy(update={"with_airflow": True})
+    stack = Stack(settings)
     stack.up(only or (), report=_report)
     typer.echo("stack is up; `fraudops status` shows the URLs, `fraudops down` stops it")
 

@@ -37,6 +37,26 @@ class StackSettings(BaseSettings):
     monitor_port: int = Field(default=8004, ge=1024, le=65535)
     registry_gateway_port: int = Field(default=8005, ge=1024, le=65535)
     start_timeout_s: float = Field(default=120.0, gt=0)
+    # Airflow 3 (`airflow standalone` from .tools/airflow) joins `fraudops up` with `--with-airflow`.
+    with_airflow: bool = False
+    airflow_port: int = Field(default=8080, ge=1024, le=65535)
+    # Task processes at once: the machine is shared with Kafka, MLflow and the services.
+    airflow_parallelism: int = Field(default=4, ge=1, le=64)
+    # First delay before a failed task is retried (then doubled each try).
+    airflow_retry_delay_s: int = Field(default=10, ge=1, le=3600)
+    # Prometheus and Alertmanager (Debian packages) join `fraudops up` only when asked (`--observability`
+    # or this setting): fixed ports appearing because a package happens to be installed would clash on a
+    # shared machine, and a missing package should be an error when they are wanted.
+    observability: bool = False
+    prometheus_port: int = Field(default=9090, ge=1024, le=65535)
+    # Not Alertmanager's usual 9093: that is Kafka's controller port here.
+    alertmanager_port: int = Field(default=9094, ge=1024, le=65535)
+    # Scrape and rule evaluation interval; tests use 1-2 s.
+    prometheus_interval_s: float = Field(default=15.0, gt=0)
+    # Caps every alert rule's `for:` (tests and demos that cannot wait minutes); None keeps the rule files'.
+    alert_for_max_s: float | None = Field(default=None, ge=0)
+    alertmanager_group_wait_s: float = Field(default=30.0, ge=0)
+    alertmanager_group_interval_s: float = Field(default=300.0, gt=0)
 
     def service_port(self, service: str) -> int:
         port: int = getattr(self, service.replace("-", "_") + "_port")
