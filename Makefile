@@ -43,7 +43,20 @@ $(ACTIONLINT):
 	@command -v go >/dev/null || { echo "Go 1.22+ is needed to build actionlint, the workflow linter: install Go"; exit 1; }
 	GOBIN=$(abspath $(TOOLS)/bin) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
-setup: $(VENV)/.synced $(CHECKOV) $(ACTIONLINT) ## Create .venv from requirements.lock, the tool venvs and tools, fetch Kafka's jars
+# Airflow 3 pins FastAPI/SQLAlchemy versions the services do not use, so it lives in its own venv too.
+AIRFLOW_VENV := $(TOOLS)/airflow
+$(AIRFLOW_VENV)/.synced: infrastructure/airflow/requirements.lock $(VENV)/.synced
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(AIRFLOW_VENV)/bin/python infrastructure/airflow/requirements.lock
+	@touch $@
+
+.PHONY: airflow-setup airflow
+airflow-setup: $(AIRFLOW_VENV)/.synced ## Create Airflow 3's own virtualenv (.tools/airflow) from its pinned lock
+
+airflow: setup ## Start the local stack with Airflow 3 (airflow standalone) on 127.0.0.1
+	$(BIN)/fraudops up --with-airflow
+
+setup: $(VENV)/.synced $(CHECKOV) $(ACTIONLINT) $(AIRFLOW_VENV)/.synced ## Create .venv from requirements.lock, the tool venvs and tools, fetch Kafka's jars
 	$(BIN)/fraudops setup
 
 up: setup ## Start the local stack (Kafka, MLflow, the five services) on 127.0.0.1
@@ -67,11 +80,13 @@ lock: $(BIN)/python ## Re-resolve requirements.in into requirements.lock and eac
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION) uv==$(UV_VERSION)
 	bash infrastructure/lock.sh $(BIN)/uv
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes infrastructure/tools/checkov.in -o infrastructure/tools/checkov.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform linux --generate-hashes \
+	  infrastructure/airflow/requirements.in -o infrastructure/airflow/requirements.lock
 
 test: setup lint ## Lint, then the whole suite: unit, integration, e2e, reliability (real Kafka, Postgres, MLflow)
 	$(BIN)/python -m pytest $(PYTEST_TIERS)
 
-test-unit: $(VENV)/.synced $(CHECKOV) $(ACTIONLINT) ## Only the tests that need no services
+test-unit: $(VENV)/.synced $(CHECKOV) $(ACTIONLINT) $(AIRFLOW_VENV)/.synced ## Only the tests that need no services
 	$(BIN)/python -m pytest tests/unit
 
 bench: setup ## Run every benchmark; each measures its baseline in the same run

@@ -140,7 +140,7 @@ def main(folder: str, out: str) -> None:
         report["dags"][dag_id] = {
             "file": Path(dag.fileloc).name,
             "imports": _imports(Path(dag.fileloc)),
-            "schedule": str(getattr(dag.timetable, "_expression", None) or type(dag.timetable).__name__),
+            "schedule": getattr(dag.timetable, "expression", None) or type(dag.timetable).__name__,
             "is_paused_upon_creation": dag.is_paused_upon_creation,
             "max_active_runs": dag.max_active_runs,
             "params": sorted(dag.params.keys()),

@@ -39,6 +39,9 @@ def setup() -> None:
 @app.command()
 def up(
     only: Annotated[list[str] | None, typer.Option("--only", help="Start only these components (repeatable).")] = None,
+    with_airflow: Annotated[
+        bool, typer.Option("--with-airflow", help="Also run Airflow 3 (`make airflow-setup` installs it).")
+    ] = False,
     observability: Annotated[
         bool,
         typer.Option(
@@ -55,6 +58,8 @@ def up(
     settings = load_settings(StackSettings)
     if observability:
         settings = settings.model_copy(update={"observability": True})
+    if with_airflow:
+        settings = settings.model_copy(update={"with_airflow": True})
     stack = Stack(settings)
     stack.up(only or (), report=_report)
     typer.echo("stack is up; `fraudops status` shows the URLs, `fraudops down` stops it")

@@ -37,6 +37,13 @@ class StackSettings(BaseSettings):
     monitor_port: int = Field(default=8004, ge=1024, le=65535)
     registry_gateway_port: int = Field(default=8005, ge=1024, le=65535)
     start_timeout_s: float = Field(default=120.0, gt=0)
+    # Airflow 3 (`airflow standalone` from .tools/airflow) joins `fraudops up` with `--with-airflow`.
+    with_airflow: bool = False
+    airflow_port: int = Field(default=8080, ge=1024, le=65535)
+    # Task processes at once: the machine is shared with Kafka, MLflow and the services.
+    airflow_parallelism: int = Field(default=4, ge=1, le=64)
+    # First delay before a failed task is retried (then doubled each try).
+    airflow_retry_delay_s: int = Field(default=10, ge=1, le=3600)
     # Prometheus and Alertmanager (Debian packages) join `fraudops up` only when asked (`--observability`
     # or this setting): fixed ports appearing because a package happens to be installed would clash on a
     # shared machine, and a missing package should be an error when they are wanted.

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from fraudops.contracts.topics import ensure_topics, load_topic_catalog
 from fraudops.settings import load_settings
+from fraudops.stack.airflow import AirflowStandalone
 from fraudops.stack.components import (
     SERVICE_DEPENDENCIES,
     Component,
@@ -31,6 +32,7 @@ class Stack:
         self.kafka = KafkaBroker(self.settings)
         self.mlflow = MlflowServer(self.settings)
         self.services = {name: ServiceProcess(self.settings, name) for name in SERVICE_DEPENDENCIES}
+        self.airflow = AirflowStandalone(self.settings)
         self.alertmanager = AlertmanagerServer(self.settings)
         self.prometheus = PrometheusServer(self.settings)
 
@@ -42,7 +44,8 @@ class Stack:
     def components(self) -> list[Component]:
         """The parts `status` shows: Prometheus and Alertmanager only when wanted or running."""
         extra = [c for c in self.observability if self.settings.observability or c.process.running()]
-        return [self.kafka, self.mlflow, *self.services.values(), *extra]
+        airflow = [self.airflow] if self.settings.with_airflow or self.airflow.process.running() else []
+        return [self.kafka, self.mlflow, *self.services.values(), *extra, *airflow]
 
     def component(self, name: str) -> Component:
         for component in [*self.components, *self.observability]:
@@ -72,6 +75,9 @@ class Stack:
         for service in services:
             service.wait_ready()
             self._report(report, service.name, outcomes[service.name])
+        # Airflow last among the core parts: its DAGs call the services, and it needs their tokens.
+        if self.airflow.name in wanted or (not wanted and self.settings.with_airflow):
+            self._report(report, self.airflow.name, self.airflow.start())
         # Alertmanager before Prometheus, which sends it alerts from its first evaluation on.
         for part in self.observability:
             if part.name in wanted or (not wanted and self.settings.observability):
@@ -87,7 +93,9 @@ class Stack:
         # Prometheus first (no alert about services going down on purpose), then the services, so none of them
         # logs a burst of errors about a vanished broker.
         shown = {component.name for component in self.components}
-        for component in reversed([self.kafka, self.mlflow, *self.services.values(), *self.observability]):
+        for component in reversed(
+            [self.kafka, self.mlflow, *self.services.values(), *self.observability, self.airflow]
+        ):
             stopped = component.stop()
             if report and (stopped or component.name in shown):
                 report(component.name, "stopped" if stopped else "was not running")
