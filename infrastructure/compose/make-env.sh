@@ -21,6 +21,9 @@ secret() {
   fi
 }
 token_table() { printf "'{\"operator\": \"%s\"}'" "$(secret)"; }
+# Alertmanager calls the monitor's webhook as its own principal: the same token in both variables.
+webhook_token=$(secret)
+monitor_tokens() { printf "'{\"operator\": \"%s\", \"alertmanager\": \"%s\"}'" "$(secret)" "$webhook_token"; }
 
 umask 077
 tmp=$(mktemp "$target.XXXXXX")
@@ -44,8 +47,11 @@ MINIO_DATASETS_SECRET_KEY=$(secret)
 FRAUDOPS_INGEST_TOKENS=$(token_table)
 FRAUDOPS_TRAINER_TOKENS=$(token_table)
 FRAUDOPS_SCORER_TOKENS=$(token_table)
-FRAUDOPS_MONITOR_TOKENS=$(token_table)
+FRAUDOPS_MONITOR_TOKENS=$(monitor_tokens)
 FRAUDOPS_REGISTRY_GATEWAY_TOKENS=$(token_table)
+
+ALERTMANAGER_WEBHOOK_TOKEN=$webhook_token
+GRAFANA_ADMIN_PASSWORD=$(secret)
 ENV
 mv "$tmp" "$target"
 trap - EXIT

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
 from fraudops.paths import repo_root
@@ -345,3 +347,71 @@ def webhook_recorder() -> Iterator[WebhookRecorder]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# PromQL words that are not metric names: functions (followed by "("), aggregation and binary keywords.
+_PROMQL_KEYWORDS = frozenset(
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset"}
+)
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (label matchers, ranges, grouping and functions removed)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    text = _GROUPING.sub(" ", text)
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)
+    names: set[str] = set()
+    for match in _IDENTIFIER.finditer(text):
+        following = text[match.end() :].lstrip()
+        if following.startswith("(") or match.group() in _PROMQL_KEYWORDS:
+            continue
+        names.add(match.group())
+    return names
+
+
+def as_prometheus_query(expr: str) -> str:
+    """A Grafana panel's PromQL with Grafana's own variables replaced, as Grafana would send it."""
+    for variable, value in _GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {
+        path.name: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(GRAFANA_DIR.glob("dashboards/*.json"))
+    }
+
+
+def dashboard_panels() -> list[tuple[str, dict[str, Any]]]:
+    """(dashboard file, panel) for every panel that shows data (rows excluded, nested ones included)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name, dashboard in dashboards().items():
+        for panel in dashboard["panels"]:
+            for inner in [panel, *panel.get("panels", [])]:
+                if inner["type"] != "row":
+                    found.append((name, inner))
+    return found
+
+
+def grafana_alert_rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for path in sorted(GRAFANA_DIR.glob("provisioning/alerting/*.yml")):
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            rules.extend(group["rules"])
+    return rules
+
+
+def grafana_queries() -> list[str]:
+    """Every PromQL expression Grafana sends: panel targets and alert rule queries, variables replaced."""
+    queries = [target["expr"] for _, panel in dashboard_panels() for target in panel["targets"]]
+    queries += [
+        item["model"]["expr"]
+        for rule in grafana_alert_rules()
+        for item in rule["data"]
+        if item["datasourceUid"] != "__expr__"
+    ]
+    return [as_prometheus_query(query) for query in queries]

@@ -20,7 +20,13 @@ from fraudops.stack.observability import (
     render_rules,
     webhook_token_file,
 )
-from tests.support.observability import ALERTMANAGER_CONFIG, PROMETHEUS_DIR, known_metric_names, required_tool
+from tests.support.observability import (
+    ALERTMANAGER_CONFIG,
+    PROMETHEUS_DIR,
+    known_metric_names,
+    metric_names,
+    required_tool,
+)
 
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
@@ -37,7 +43,6 @@ REQUIRED_ALERTS = {
 }
 # What may split one alert into several: the model, or for a service-level alert the service (job).
 ALLOWED_SERIES_LABELS = {"model_name", "model_version", "job"}
-METRIC_NAME = re.compile(r"\b(fraud_[a-z0-9_]+|up)\b")
 
 
 def alert_rules() -> dict[str, dict[str, Any]]:
@@ -97,7 +102,7 @@ def test_rules_have_a_duration_labels_annotations_and_known_metrics(name: str) -
     assert {"summary", "description"} <= set(rule["annotations"])
     if "model_name" in rule["expr"]:
         assert "$labels.model_name" in rule["annotations"]["summary"], "the summary names the model"
-    unknown = set(METRIC_NAME.findall(rule["expr"])) - known_metric_names()
+    unknown = metric_names(rule["expr"]) - known_metric_names()
     assert not unknown, f"{name} uses metrics nobody exports: {unknown}"
 
 

@@ -31,7 +31,8 @@ SERVICES: dict[str, type[ServiceSettings]] = {
     "monitor": MonitorSettings,
     "registry-gateway": RegistryGatewaySettings,
 }
-CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES}
+MONITORING = {"prometheus", "alertmanager", "grafana"}
+CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES, *MONITORING}
 ONE_SHOT = {"kafka-init", "minio-init"}
 # A tag that names a release: digits in it (1.2.3, 17.11, RELEASE.2025-...), never "latest".
 RELEASE_TAG = re.compile(r"^[\w.-]+(/[\w.-]+)*:[\w.-]*\d[\w.-]*(@sha256:[0-9a-f]{64})?$")
@@ -215,9 +216,9 @@ def test_published_ports_bind_to_loopback_by_default(name: str) -> None:
         assert isinstance(port, str), "ports in short form HOST_IP:HOST_PORT:CONTAINER_PORT"
         host_ip = interpolate(port, {}).split(":")[0]
         assert host_ip == "127.0.0.1", f"{name}: {port}"
-    if name in {"mlflow", "kafka"}:
+    if name in {"mlflow", "kafka", "prometheus", "alertmanager", "grafana"}:
         for port in services()[name].get("ports", []):
-            assert port.startswith("127.0.0.1:"), "MLflow and Kafka have no authentication: loopback only"
+            assert port.startswith("127.0.0.1:"), f"{name} has no authentication of ours: loopback only"
     if name in {"postgres", "minio"}:
         assert "ports" not in services()[name]
 
@@ -226,6 +227,8 @@ def test_published_ports_bind_to_loopback_by_default(name: str) -> None:
 def test_containers_are_hardened(name: str) -> None:
     service = services()[name]
     assert service.get("security_opt") == ["no-new-privileges:true"]
+    if name in SERVICES or name in MONITORING:
+        assert service.get("read_only") is True
     if name in SERVICES or name in {"mlflow", "kafka-init"}:
         assert service.get("read_only") is True
         assert "/tmp" in service.get("tmpfs", [])
@@ -348,3 +351,45 @@ def test_docker_compose_accepts_the_file(generated_env: Path) -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _container_port(name: str) -> int:
+    (port,) = services()[name]["ports"]
+    return int(interpolate(port, {}).rsplit(":", 1)[1])
+
+
+def test_prometheus_scrapes_every_service_and_loads_the_rules() -> None:
+    prometheus = services()["prometheus"]
+    mounts = dict(mount.split(":")[:2] for mount in prometheus["volumes"])
+    assert mounts["./infrastructure/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    assert mounts["./infrastructure/prometheus/rules"] == "/etc/prometheus/rules"
+    config = yaml.safe_load((ROOT / "infrastructure" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    for name in SERVICES:
+        assert jobs[name] == [f"{name}:{_container_port(name)}"], f"{name} is scraped where it listens"
+    alertmanagers = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert alertmanagers == [f"alertmanager:{_container_port('alertmanager')}"]
+
+
+def test_alertmanager_posts_to_the_monitor_with_the_token_secret() -> None:
+    alertmanager = services()["alertmanager"]
+    assert "--cluster.listen-address=" in alertmanager["command"]
+    (secret,) = alertmanager["secrets"]
+    assert compose()["secrets"][secret] == {"environment": "ALERTMANAGER_WEBHOOK_TOKEN"}
+    config = yaml.safe_load((ROOT / "infrastructure" / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
+    webhooks = [hook for receiver in config["receivers"] for hook in receiver.get("webhook_configs", [])]
+    assert [hook["url"] for hook in webhooks] == [f"http://monitor:{_container_port('monitor')}/v1/alerts"]
+    assert webhooks[0]["http_config"]["authorization"]["credentials_file"] == f"/run/secrets/{secret}"
+    assert alertmanager["depends_on"] == {"monitor": {"condition": "service_healthy"}}
+
+
+def test_make_env_gives_alertmanager_the_monitors_alertmanager_token(generated_env: Path) -> None:
+    values = read_env_file(generated_env)
+    token = values["ALERTMANAGER_WEBHOOK_TOKEN"]
+    check_secret("ALERTMANAGER_WEBHOOK_TOKEN", token)
+    assert yaml.safe_load(values["FRAUDOPS_MONITOR_TOKENS"])["alertmanager"] == token
+    assert values["FRAUDOPS_MONITOR_TOKENS"].count(token) == 1, "the operator has a token of its own"
+    example = read_env_file(ENV_EXAMPLE)
+    with pytest.raises(ValueError, match=r"shorter|placeholder"):
+        check_secret("ALERTMANAGER_WEBHOOK_TOKEN", example["ALERTMANAGER_WEBHOOK_TOKEN"])
