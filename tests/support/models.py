@@ -76,8 +76,10 @@ def register_version(
     booster: xgboost.Booster,
     evaluation: pd.DataFrame | None = None,
     tags: Mapping[str, str] | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> str:
-    """Log the booster and its evaluation data in a run, register it under `name`, tag it; returns the version."""
+    """Log the booster and its evaluation data (and the monitor's reference profile, if given) in a run,
+    register it under `name`, tag it; returns the version."""
     evaluation = synthetic_payments(seed=99) if evaluation is None else evaluation
     example = evaluation[FEATURES].head(3)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(experiment_id=_experiment(name)) as run:
@@ -90,6 +92,10 @@ def register_version(
         path = Path(tmp) / "test.parquet"
         evaluation.to_parquet(path)
         mlflow.log_artifact(str(path), artifact_path="evaluation")
+        if reference is not None:
+            profile = Path(tmp) / "reference.parquet"
+            reference.to_parquet(profile, index=False)
+            mlflow.log_artifact(str(profile), artifact_path="reference")
     version = str(mlflow.register_model(info.model_uri, name).version)
     client = MlflowClient()
     for key, value in (tags if tags is not None else contract_tags()).items():

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
@@ -22,10 +17,9 @@ from fraudops.contracts.messages import ScoreResult
 from fraudops.contracts.topics import TopicCatalog, ensure_topics, load_topic_catalog
 from fraudops.settings import KafkaSettings
 from fraudops.simulator import SimulatorConfig, derive_labels, simulate
-from fraudops.stack.components import operator_token
 from tests.support.kafka import drain
 from tests.support.models import contract_tags, register_version, train_booster, unique_model_name
-from tests.support.ports import free_port
+from tests.support.service_process import ServiceProcess
 from tests.support.stack import RunningStack
 
 ROLES = ("transactions", "scores", "shadow_scores", "labels", "dead_letters")
@@ -63,100 +57,26 @@ def create_topics(bootstrap: str, topics: ScorerTopics) -> None:
     asyncio.run(ensure_topics(bootstrap, topics.catalog()))
 
 
-class ScorerProcess:
+class ScorerProcess(ServiceProcess):
     """`python -m fraudops_scorer` with the stack's wiring and a test's own topics, group and model name."""
 
     def __init__(
         self, stack: RunningStack, topics: ScorerTopics, model_name: str, workdir: Path, **settings: str
     ) -> None:
-        self.stack = stack
+        super().__init__(
+            "scorer",
+            stack,
+            workdir,
+            {
+                "GROUP_ID": f"scorer-{topics.prefix}",
+                "MODEL_NAME": model_name,
+                "MODEL_REFRESH_INTERVAL_S": "2",
+                **{key.removeprefix("FRAUDOPS_SCORER_"): value for key, value in topics.env().items()},
+                **settings,
+            },
+        )
         self.topics = topics
         self.model_name = model_name
-        self.workdir = workdir
-        self.port = free_port()
-        self.settings = {"GROUP_ID": f"scorer-{topics.prefix}", **settings}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def environment(self) -> dict[str, str]:
-        stack_settings = self.stack.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDOPS_")}
-        env.update(
-            {
-                "FRAUDOPS_SECRETS_DIR": str(stack_settings.secrets_dir),
-                "FRAUDOPS_SCORER_HOST": "127.0.0.1",
-                "FRAUDOPS_SCORER_PORT": str(self.port),
-                "FRAUDOPS_SCORER_KAFKA__BOOTSTRAP_SERVERS": stack_settings.kafka_bootstrap,
-                "FRAUDOPS_SCORER_MLFLOW_TRACKING_URI": stack_settings.mlflow_url,
-                "FRAUDOPS_SCORER_MODEL_NAME": self.model_name,
-                "FRAUDOPS_SCORER_MODEL_REFRESH_INTERVAL_S": "2",
-                **self.topics.env(),
-                **{f"FRAUDOPS_SCORER_{key}": value for key, value in self.settings.items()},
-            }
-        )
-        return env
-
-    def start(self, wait: bool = True) -> None:
-        self.starts += 1
-        log = (self.workdir / f"scorer-{self.port}-{self.starts}.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "fraudops_scorer"], env=self.environment(), stdout=log, stderr=subprocess.STDOUT
-        )
-        if wait:
-            self.wait_ready()
-
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"scorer exited with {self.process.returncode}: {self.log_tail()}")
-            try:
-                response = httpx.get(f"{self.url}/readyz", timeout=2)
-                if response.status_code == 200:
-                    return
-                last = response.text
-            except httpx.HTTPError as exc:
-                last = str(exc)
-            time.sleep(0.3)
-        raise AssertionError(f"scorer not ready after {timeout_s} s: {last}; {self.log_tail()}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, lines: int = 30) -> str:
-        logs = sorted(self.workdir.glob(f"scorer-{self.port}-*.log"))
-        if not logs:
-            return ""
-        return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:])
-
-    def client(self) -> httpx.Client:
-        token = operator_token(self.stack.settings, "scorer")
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-    def metric(self, name: str, labels: str = "") -> float:
-        """Sum of a metric's samples whose label set contains `labels` (e.g. 'decision="DECLINE"')."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name) and (line[len(name)] in " {") and labels in line:
-                total += float(line.rsplit(" ", 1)[1])
-        return total
 
 
 @dataclass
@@ -167,7 +87,7 @@ class ScorerRun:
     workdir: Path
     topics: ScorerTopics = field(default_factory=ScorerTopics)
     model_name: str = field(default_factory=lambda: unique_model_name("scorer-test"))
-    processes: list[ScorerProcess] = field(default_factory=list)
+    processes: list[ServiceProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         create_topics(self.stack.settings.kafka_bootstrap, self.topics)

@@ -141,3 +141,15 @@ async def send_dead_letter(producer: AIOKafkaProducer, letter: DeadLetter, dlq_t
             "error": letter.error_type,
         },
     )
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The partitions of `topic`, for a consumer that assigns them itself (no subscription, so no metadata)."""
+    await consumer._client.add_topic(topic)
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return set(partitions)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"topic {topic} has no partitions; create the topics first (`fraudops topics create`)")

@@ -28,6 +28,7 @@ from fraudops.errors import MessageDecodeError
 from fraudops.features import FeatureConfig
 from fraudops.features.definition import MS_PER_DAY
 from fraudops.features.online import OnlineFeatureStore, TransactionColumns, epoch_millis
+from fraudops.kafka import topic_partitions
 from fraudops_scorer.metrics import ScorerMetrics
 from fraudops_scorer.settings import ScorerSettings
 
@@ -120,7 +121,7 @@ class SharedState:
         every = [
             TopicPartition(topic, partition)
             for topic in (topics.transactions, topics.labels)
-            for partition in sorted(await self._partitions(consumer, topic))
+            for partition in sorted(await topic_partitions(consumer, topic))
         ]
         consumer.assign(every)
         started = time.monotonic()
@@ -256,18 +257,6 @@ class SharedState:
             await consumer.start()
             self._consumer = consumer
         return self._consumer
-
-    @staticmethod
-    async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-        # A consumer without a subscription tracks no topic's metadata: ask for this one explicitly.
-        await consumer._client.add_topic(topic)
-        for _ in range(50):
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                return set(partitions)
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"topic {topic} has no partitions; create the topics first (`fraudops topics create`)")
 
     async def _horizon_offsets(
         self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition], config: FeatureConfig

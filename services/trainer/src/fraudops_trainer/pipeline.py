@@ -31,7 +31,6 @@ class TrainedModel:
     report: QualityReport
     train: pd.DataFrame
     test: pd.DataFrame  # features, labels and the model's score
-    train_scores: np.ndarray
 
 
 def fraud_labels(frame: pd.DataFrame, label_delay_days: int) -> pd.DataFrame:
@@ -181,5 +180,4 @@ def train_model(
         report=report,
         train=train,
         test=test.assign(score=scores),
-        train_scores=predict(booster, train),
     )

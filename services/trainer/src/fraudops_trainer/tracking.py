@@ -37,8 +37,12 @@ def _evaluation_frame(model: TrainedModel) -> pd.DataFrame:
 
 
 def _reference_profile(model: TrainedModel) -> pd.DataFrame:
-    """Training features and scores, sampled: the baseline the monitor compares live data with."""
-    reference = model.train[list(FEATURE_NAMES)].assign(score=model.train_scores)
+    """Features and scores of the test period, sampled: the baseline the monitor compares live data with.
+
+    The test period's scores are out of sample, as live scores are; scores on the training rows would be
+    sharper than anything the model gives live and make every live window look drifted.
+    """
+    reference = model.test[[*FEATURE_NAMES, "score"]]
     if len(reference) > REFERENCE_ROWS:
         reference = reference.sample(n=REFERENCE_ROWS, random_state=0)
     return reference.reset_index(drop=True)

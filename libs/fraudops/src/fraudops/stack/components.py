@@ -207,7 +207,7 @@ SERVICE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "ingest": ("kafka", "database", "datasets"),
     "trainer": ("mlflow", "database", "ingest"),
     "scorer": ("kafka", "mlflow"),
-    "monitor": ("kafka",),
+    "monitor": ("kafka", "mlflow", "gateway", "data"),
     "registry-gateway": ("kafka", "mlflow", "database"),
 }
 
@@ -251,6 +251,11 @@ class ServiceProcess(Component):
 
     def prepare(self) -> None:
         ensure_service_tokens(self.settings)
+        if "gateway" in SERVICE_DEPENDENCIES[self.name]:
+            # A service that acts on the registry calls the gateway with the gateway's operator token.
+            path = self.settings.secrets_dir / (env_prefix(self.name) + "GATEWAY_TOKEN").lower()
+            path.touch(mode=0o600)
+            path.write_text(operator_token(self.settings, "registry-gateway"))
 
     def launch(self) -> Launch:
         prefix = env_prefix(self.name)
@@ -278,6 +283,10 @@ class ServiceProcess(Component):
             env[prefix + "INGEST_URL"] = f"http://{self.settings.host}:{self.settings.service_port('ingest')}"
         if "mlflow" in needs:
             env[prefix + "MLFLOW_TRACKING_URI"] = self.settings.mlflow_url
+        if "gateway" in needs:
+            env[prefix + "GATEWAY_URL"] = f"http://{self.settings.host}:{self.settings.service_port('registry-gateway')}"
+        if "data" in needs:
+            env[prefix + "DATA_DIR"] = str(self.settings.state_dir / self.name)
         module = "fraudops_" + self.name.replace("-", "_")
         return Launch(argv=[sys.executable, "-m", module], env=env, marker=f"-m {module}")
 
