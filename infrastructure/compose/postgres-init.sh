@@ -28,3 +28,4 @@ create_database mlflow MLFLOW_DB_PASSWORD
 create_database ingest INGEST_DB_PASSWORD
 create_database trainer TRAINER_DB_PASSWORD
 create_database registry_gateway REGISTRY_GATEWAY_DB_PASSWORD
+create_database airflow AIRFLOW_DB_PASSWORD

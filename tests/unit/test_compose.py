@@ -32,8 +32,9 @@ SERVICES: dict[str, type[ServiceSettings]] = {
     "registry-gateway": RegistryGatewaySettings,
 }
 MONITORING = {"prometheus", "alertmanager", "grafana"}
-CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES, *MONITORING}
-ONE_SHOT = {"kafka-init", "minio-init"}
+AIRFLOW = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor"}
+CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES, *MONITORING, *AIRFLOW}
+ONE_SHOT = {"kafka-init", "minio-init", "airflow-init"}
 # A tag that names a release: digits in it (1.2.3, 17.11, RELEASE.2025-...), never "latest".
 RELEASE_TAG = re.compile(r"^[\w.-]+(/[\w.-]+)*:[\w.-]*\d[\w.-]*(@sha256:[0-9a-f]{64})?$")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|DATABASE_URL")
@@ -229,7 +230,7 @@ def test_containers_are_hardened(name: str) -> None:
     assert service.get("security_opt") == ["no-new-privileges:true"]
     if name in SERVICES or name in MONITORING:
         assert service.get("read_only") is True
-    if name in SERVICES or name in {"mlflow", "kafka-init"}:
+    if name in SERVICES or name in {"mlflow", "kafka-init"} or name in AIRFLOW:
         assert service.get("read_only") is True
         assert "/tmp" in service.get("tmpfs", [])
         assert service.get("cap_drop") == ["ALL"]
@@ -393,3 +394,56 @@ def test_make_env_gives_alertmanager_the_monitors_alertmanager_token(generated_e
     example = read_env_file(ENV_EXAMPLE)
     with pytest.raises(ValueError, match=r"shorter|placeholder"):
         check_secret("ALERTMANAGER_WEBHOOK_TOKEN", example["ALERTMANAGER_WEBHOOK_TOKEN"])
+
+
+def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their_airflow_tokens(
+    generated_env: Path,
+) -> None:
+    """api-server, scheduler and dag-processor share one image and configuration; the DAGs' connections
+    point at the services on the compose network with each service's "airflow" principal token."""
+    dotenv = read_env_file(generated_env)
+    api, scheduler, processor = (
+        services()[n] for n in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+    )
+    assert api["command"][:2] == ["airflow", "api-server"]
+    assert scheduler["command"] == ["airflow", "scheduler"]
+    assert processor["command"] == ["airflow", "dag-processor"]
+    assert {api["image"], scheduler["image"], processor["image"], services()["airflow-init"]["image"]} == {
+        "${FRAUDOPS_IMAGE_PREFIX:-fraudops}/airflow:${FRAUDOPS_IMAGE_TAG:-dev}"
+    }
+    assert api["ports"] == ["127.0.0.1:${FRAUDOPS_AIRFLOW_PORT:-8080}:8080"]
+    env = {key: interpolate(value, dotenv) for key, value in environment(scheduler).items()}
+    assert env == {key: interpolate(value, dotenv) for key, value in environment(processor).items()}
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://airflow:")
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
+    assert (
+        "create_database airflow AIRFLOW_DB_PASSWORD" in (ROOT / "infrastructure/compose/postgres-init.sh").read_text()
+    )
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    ports = {"ingest": 8001, "trainer": 8002, "monitor": 8004, "registry-gateway": 8005}
+    for service, port in ports.items():
+        suffix = service.replace("-", "_").upper()
+        token = dotenv[f"AIRFLOW_{suffix}_TOKEN"]
+        assert env[f"AIRFLOW_CONN_FRAUDOPS_{suffix}"] == f"http://:{token}@{service}:{port}"
+        table = yaml.safe_load(dotenv[f"FRAUDOPS_{suffix}_TOKENS"])
+        assert table["airflow"] == token, f"{service} does not accept Airflow's token"
+        assert services()[service]["ports"][0].endswith(f":{port}"), f"{service} listens on {port}"
+    # Tasks run in the scheduler (LocalExecutor): it needs every service up and the API server's execution API.
+    assert {"airflow-api-server", "ingest", "trainer", "registry-gateway", "monitor"} <= set(scheduler["depends_on"])
+    init = services()["airflow-init"]
+    assert '["airflow", "db", "migrate"]' in init["command"][-1]
+    assert {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_MONITOR_PASSWORD"} <= set(environment(init))
+    for name in AIRFLOW:
+        assert services()[name]["volumes"] == ["airflow-home:/opt/airflow/home"]
+
+
+def test_airflow_image_holds_the_pinned_lock_and_the_dags() -> None:
+    dockerfile = (ROOT / "infrastructure" / "airflow" / "Dockerfile").read_text(encoding="utf-8")
+    assert "--require-hashes" in dockerfile
+    assert "COPY infrastructure/airflow/requirements.lock" in dockerfile
+    assert "COPY orchestration/dags /opt/airflow/dags" in dockerfile
+    lock = (ROOT / "infrastructure" / "airflow" / "requirements.lock").read_text(encoding="utf-8")
+    for package in ("apache-airflow==", "apache-airflow-providers-http==", "psycopg==", "asyncpg=="):
+        assert f"\n{package}" in lock, package
