@@ -25,7 +25,7 @@ import yaml
 from fraudops.paths import repo_root
 from fraudops.stack.components import Component, Launch, ensure_service_tokens, token_file
 from fraudops.stack.config import SERVICE_NAMES, StackSettings
-from fraudops.stack.process import StackError
+from fraudops.stack.process import ManagedProcess, StackError
 
 # The monitor's principal for Alertmanager's webhook calls: its own entry in the monitor's token table.
 WEBHOOK_PRINCIPAL = "alertmanager"
@@ -196,9 +196,12 @@ class AlertmanagerServer(Component):
     name = "alertmanager"
 
     def __init__(self, settings: StackSettings, *, webhook_url: str | None = None, home: Path | None = None) -> None:
-        """`home` holds the configuration and data (default: the state dir's `alertmanager/`)."""
+        """`home` holds the configuration and data (default: the state dir's `alertmanager/`); one given also
+        holds the pid file and log, so this instance runs beside the stack's own."""
         super().__init__(settings)
         self.home = home or settings.state_dir / "alertmanager"
+        if home is not None:
+            self.process = ManagedProcess(self.name, home / "run", home / "logs")
         self.webhook_url = webhook_url or f"http://{settings.host}:{settings.service_port('monitor')}{WEBHOOK_PATH}"
 
     @property
@@ -259,9 +262,12 @@ class PrometheusServer(Component):
         home: Path | None = None,
     ) -> None:
         """`targets` maps a job name to host:port; `alertmanager` is host:port, "" for the stack's, None for none;
-        `home` holds the configuration, rules and data (default: the state dir's `prometheus/`)."""
+        `home` holds the configuration, rules and data (default: the state dir's `prometheus/`); one given also
+        holds the pid file and log, so this instance runs beside the stack's own."""
         super().__init__(settings)
         self.home = home or settings.state_dir / "prometheus"
+        if home is not None:
+            self.process = ManagedProcess(self.name, home / "run", home / "logs")
         self.targets = dict(targets) if targets is not None else self.stack_targets(settings)
         self.rule_files = list(rule_files) if rule_files is not None else None
         self.alertmanager = f"{settings.host}:{settings.alertmanager_port}" if alertmanager == "" else alertmanager
