@@ -91,10 +91,8 @@ def test_every_alert_rule_loads_and_evaluates_in_prometheus(prometheus: Observab
         assert rule["labels"]["category"] in {"drift", "accuracy", "operational"}, name
 
 
-def test_alertmanager_delivers_a_firing_alert_to_the_webhook(running_stack: RunningStack, tmp_path: Path) -> None:
-    """A test-only rule over a metric the running monitor exports fires; Alertmanager posts the standard webhook
-    payload with the monitor's `alertmanager` token."""
-    rule_file = tmp_path / "check.yml"
+def _check_rule(folder: Path) -> Path:
+    """A test-only rule that fires at once on a metric the running monitor exports."""
     rule = {
         "alert": "FraudObservabilityCheck",
         "expr": 'max by (job) (fraud_service_info{job="monitor"}) == 1',
@@ -102,7 +100,15 @@ def test_alertmanager_delivers_a_firing_alert_to_the_webhook(running_stack: Runn
         "labels": {"severity": "warning", "category": "operational"},
         "annotations": {"summary": "{{ $labels.job }} is scraped", "description": "value {{ $value }}"},
     }
-    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "check", "rules": [rule]}]}))
+    path = folder / "check.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "check", "rules": [rule]}]}))
+    return path
+
+
+def test_alertmanager_delivers_a_firing_alert_to_the_webhook(running_stack: RunningStack, tmp_path: Path) -> None:
+    """A test-only rule fires; Alertmanager posts the standard webhook payload with the monitor's `alertmanager`
+    token."""
+    rule_file = _check_rule(tmp_path)
 
     def fired(notification: Notification) -> bool:
         return any(
@@ -131,6 +137,19 @@ def test_alertmanager_delivers_a_firing_alert_to_the_webhook(running_stack: Runn
     assert alert["annotations"] == {"summary": "monitor is scraped", "description": "value 1"}
     assert {"startsAt", "endsAt", "generatorURL", "fingerprint"} <= set(alert)
     assert delivered_s < 30
+
+
+def test_the_running_monitor_accepts_alertmanagers_notifications(running_stack: RunningStack, tmp_path: Path) -> None:
+    """Default wiring: Alertmanager posts to the stack's monitor, which authenticates it and counts the alert."""
+    received = 'sum(fraud_monitor_alerts_received_total{alertname="FraudObservabilityCheck", status="firing"})'
+    began = time.monotonic()
+    with stack_observability(running_stack, tmp_path / "obs", rule_files=[_check_rule(tmp_path)]) as obs:
+        deadline = time.monotonic() + 60
+        while not obs.query(received) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        (counted,) = obs.query(received)
+    print(f"alert counted by the monitor {time.monotonic() - began:.1f} s after Prometheus and Alertmanager started")
+    assert float(counted["value"][1]) >= 1
 
 
 def _process_start_epoch(pid: int) -> float:
