@@ -432,6 +432,10 @@ def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their
         assert services()[service]["ports"][0].endswith(f":{port}"), f"{service} listens on {port}"
     # Tasks run in the scheduler (LocalExecutor): it needs every service up and the API server's execution API.
     assert {"airflow-api-server", "ingest", "trainer", "registry-gateway", "monitor"} <= set(scheduler["depends_on"])
+    monitor = environment(services()["monitor"])
+    assert monitor["FRAUDOPS_MONITOR_AIRFLOW__URL"] == "http://airflow-api-server:8080"
+    assert monitor["FRAUDOPS_MONITOR_AIRFLOW__USERNAME"] == "monitor"
+    assert "AIRFLOW_MONITOR_PASSWORD" in monitor["FRAUDOPS_MONITOR_AIRFLOW_PASSWORD"]
     init = services()["airflow-init"]
     assert '["airflow", "db", "migrate"]' in init["command"][-1]
     assert {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_MONITOR_PASSWORD"} <= set(environment(init))
