@@ -1,26 +1,27 @@
-"""The monitor against the real stack: a drifted stream scored by a real scorer, drift and live accuracy
-measured with Evidently, exported to Prometheus format, kept as debugging reports."""
+"""The monitor end to end: a drifted stream scored by a real scorer, drift and live accuracy measured with
+Evidently, scraped by a real Prometheus whose rules fire, Alertmanager's webhook reaching the monitor, and
+the action the policy names happening once (the real registry gateway, or Airflow's REST API)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
 
 from fraudops.replay import replay
-from fraudops.simulator import SimulatorConfig, derive_labels, simulate
-from fraudops.simulator.config import DriftSpec
-from tests.support.monitor import MonitorProcess, TrainedChampion, simulated_features, train_champion
-from tests.support.scorer import ScorerRun, wait_for
+from fraudops_monitor.bench import REFERENCE_DAYS, TRAIN_DAYS, register_champion, simulated_rows
+from tests.support.monitor import MonitorProcess, airflow_api_recorder
+from tests.support.observability import Observability, observability, observability_settings
+from tests.support.scorer import ScorerProcess, ScorerRun, wait_for
 from tests.support.stack import RunningStack
 
-pytestmark = pytest.mark.timeout(600)
-
-DRIFT_START_DAY = 52
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture
@@ -30,62 +31,112 @@ def run(running_stack: RunningStack, tmp_path: Path) -> Iterator[ScorerRun]:
     scorer_run.close()
 
 
-def drifted_stream(scenario: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """60 days of ~2,000 payments a day; `scenario` starts on day 52."""
-    config = SimulatorConfig(
-        n_customers=1_000, n_terminals=2_000, n_days=60, seed=3, drifts=(DriftSpec(scenario, DRIFT_START_DAY),)
+class Scenario:
+    """A simulated drift scenario streamed through a scorer and a monitor, watched by Prometheus and Alertmanager."""
+
+    def __init__(self, run: ScorerRun, tmp_path: Path, scenario: str, **monitor_settings: str) -> None:
+        self.run = run
+        self.tmp_path = tmp_path
+        self.rows, self.labels = simulated_rows(scenario, 60)
+        self.champion = register_champion(
+            run.stack.settings.mlflow_url, run.model_name, self.rows, TRAIN_DAYS, REFERENCE_DAYS
+        )
+        self.scorer: ScorerProcess = run.scorer()
+        self.monitor = MonitorProcess(
+            run, tmp_path, EVALUATE_EVERY_TRANSACTIONS="20000", WINDOW__MIN_ROWS="500", **monitor_settings
+        )
+        run.processes.append(self.monitor)
+
+    def watched(self) -> Any:
+        settings = observability_settings(self.run.stack.settings, interval_s=1.0, alert_for_max_s=1.0)
+        targets = {"monitor": f"127.0.0.1:{self.monitor.port}", "scorer": f"127.0.0.1:{self.scorer.port}"}
+        return observability(
+            settings, self.tmp_path / "observability", targets=targets, webhook_url=f"{self.monitor.url}/v1/alerts"
+        )
+
+    def stream(self) -> None:
+        self.scorer.start()
+        self.monitor.start()
+        topics = self.run.topics.replay_names()
+        asyncio.run(replay(self.rows, self.run.kafka, rate=0, labels=self.labels, topic_names=topics))
+        scores_topic = 'topic="' + self.run.topics.name("scores")
+        wait_for(
+            lambda: self.monitor.metric("fraud_monitor_messages_total", scores_topic) >= len(self.rows),
+            timeout_s=300,
+            what="the monitor to read every score",
+        )
+
+    def actions(self) -> list[dict[str, Any]]:
+        with self.monitor.client() as client:
+            response = client.get("/v1/actions")
+            assert response.status_code == 200, response.text
+            actions: list[dict[str, Any]] = response.json()
+            return actions
+
+    def settled_actions(self, kind: str, status: str, timeout_s: float = 120) -> list[dict[str, Any]]:
+        wait_for(
+            lambda: any(a["kind"] == kind and a["status"] == status for a in self.actions()),
+            timeout_s=timeout_s,
+            what=f"a {kind} action {status}",
+        )
+        return [a for a in self.actions() if a["kind"] == kind and a["status"] != "suppressed"]
+
+
+def test_population_shift_drift_fires_the_data_drift_rule_and_its_action_reaches_the_gateway_once(
+    run: ScorerRun, tmp_path: Path
+) -> None:
+    # The operator's policy here: a data-drift alert sends scoring to the rules (a rollback is tried first;
+    # the champion was aliased outside the gateway, so there is no earlier champion to go back to).
+    scenario = Scenario(
+        run, tmp_path, "population_shift", POLICY__BY_ALERTNAME=json.dumps({"FraudDataDrift": "rollback"})
     )
-    transactions = simulate(config).transactions
-    return transactions, derive_labels(transactions)
-
-
-def score_and_monitor(
-    run: ScorerRun, tmp_path: Path, transactions: pd.DataFrame, labels: pd.DataFrame, **monitor_settings: str
-) -> tuple[TrainedChampion, MonitorProcess]:
-    """Train a champion on days 30-44 (profile: days 45-51), then stream everything through scorer and monitor."""
-    rows = simulated_features(transactions, labels)
-    champion = train_champion(run, rows, train_days=range(30, 45), reference_days=range(45, DRIFT_START_DAY))
-    scorer = run.scorer()
-    scorer.start()
-    monitor = MonitorProcess(
-        run, tmp_path, EVALUATE_EVERY_TRANSACTIONS="25000", WINDOW__MIN_ROWS="500", **monitor_settings
-    )
-    run.processes.append(monitor)  # killed with the run
-    monitor.start()
-    asyncio.run(replay(transactions, run.kafka, rate=0, labels=labels, topic_names=run.topics.replay_names()))
-    wait_for(
-        lambda: (
-            monitor.metric("fraud_monitor_messages_total", 'topic="' + run.topics.name("scores")) >= len(transactions)
-        ),
-        timeout_s=240,
-        what="the monitor to read every score",
-    )
-    return champion, monitor
-
-
-def test_population_shift_is_measured_as_data_drift_with_live_accuracy(run: ScorerRun, tmp_path: Path) -> None:
-    transactions, labels = drifted_stream("population_shift")
-    champion, monitor = score_and_monitor(run, tmp_path, transactions, labels)
-
-    with monitor.client() as client:
-        created = client.post("/v1/reports", json={"reason": "test"})
+    version = f'model_version="{scenario.champion.version}"'
+    with scenario.watched() as watched:
+        scenario.stream()
+        with scenario.monitor.client() as client:
+            created = client.post("/v1/reports", json={"reason": "test"})
         assert created.status_code == 201, created.text
-        report = created.json()
-        summary = report["summary"]
-        assert summary["model_version"] == champion.version
-        drift = summary["drift"]
-        drifted = {f["feature"] for f in drift["features"] if f["drifted"]}
-        assert {"amount", "is_night", "customer_avg_amount_1d"} <= drifted, drift
-        assert drift["drift_share"] >= 0.2
-        assert not drift["new_pattern_drift"], drifted
-        assert "is_weekend" not in {f["feature"] for f in drift["features"]}
-        performance = summary["performance"]
-        assert performance["labelled"] > 200
-        assert 0 < performance["average_precision"] <= 1
-        assert performance["frauds"] > 0
+        check_population_shift_report(scenario, created.json())
+        assert scenario.monitor.metric("fraud_drift_share", version) >= 0.2
+        assert scenario.monitor.metric("fraud_new_pattern_drift", version) == 0
+        assert 0 < scenario.monitor.metric("fraud_live_average_precision", version) <= 1
+        matched = scenario.monitor.metric("fraud_labels_matched_total")
+        assert matched > 200
+        assert scenario.monitor.metric("fraud_label_delay_seconds_count") == matched
 
-        listed = client.get("/v1/reports").json()
-        assert report["id"] in [r["id"] for r in listed]
+        alert = watched.wait_for_alert("FraudDataDrift", timeout_s=60)
+        assert alert["labels"]["model_version"] == scenario.champion.version
+        remediations = scenario.settled_actions("rollback", "succeeded")
+        assert len(remediations) == 1, remediations
+        assert "fallback on" in remediations[0]["detail"]
+        # The scorer obeys the gateway's model event, and that fires the fallback rule in turn.
+        wait_for(lambda: scenario.scorer.metric("fraud_scorer_fallback_active") == 1, 60, "the scorer in fallback")
+        watched.wait_for_alert("FraudFallbackActive", timeout_s=60)
+        reports = scenario.settled_actions("report", "succeeded")
+        assert {r["alertname"] for r in reports} >= {"FraudDataDrift"}
+        # Alertmanager keeps notifying while the alert fires: still one action, and the gateway saw one change.
+        assert_no_second_remediation(scenario, watched, "rollback")
+    with run.stack.client("registry-gateway") as gateway:
+        history = gateway.get(f"/v1/models/{run.model_name}/history").json()["entries"]
+    fallbacks = [e for e in history if "fallback" in json.dumps(e).lower()]
+    assert len(fallbacks) == 1, history
+
+
+def check_population_shift_report(scenario: Scenario, report: dict[str, Any]) -> None:
+    summary = report["summary"]
+    assert summary["model_version"] == scenario.champion.version
+    drift = summary["drift"]
+    drifted = {f["feature"] for f in drift["features"] if f["drifted"]}
+    assert {"amount", "is_night", "customer_avg_amount_1d"} <= drifted, drift
+    assert drift["drift_share"] >= 0.2
+    assert not drift["new_pattern_drift"], drifted
+    assert "is_weekend" not in {f["feature"] for f in drift["features"]}
+    performance = summary["performance"]
+    assert performance["labelled"] > 200
+    assert performance["frauds"] > 0
+    assert 0 < performance["average_precision"] <= 1
+    with scenario.monitor.client() as client:
+        assert report["id"] in [r["id"] for r in client.get("/v1/reports").json()]
         html = client.get(f"/v1/reports/{report['id']}")
         assert html.status_code == 200
         assert html.headers["content-type"].startswith("text/html")
@@ -93,14 +144,62 @@ def test_population_shift_is_measured_as_data_drift_with_live_accuracy(run: Scor
         assert any("ValueDrift(column=amount" in m["metric_name"] for m in evidently["metrics"])
         assert client.get("/v1/reports/20990101T000000Z-deadbeef").status_code == 404
         assert client.get("/v1/reports/..%2f..%2fetc").status_code == 404
+    assert httpx.post(f"{scenario.monitor.url}/v1/reports", json={}).status_code == 401
 
-    version = f'model_version="{champion.version}"'
-    assert monitor.metric("fraud_drift_share", version) >= 0.2
-    assert monitor.metric("fraud_feature_drifted", 'feature="amount"') == 1
-    assert monitor.metric("fraud_new_pattern_drift", version) == 0
-    assert 0 < monitor.metric("fraud_live_average_precision", version) <= 1
-    assert monitor.metric("fraud_labels_matched_total") > 200
-    assert monitor.metric("fraud_label_delay_seconds_count") == monitor.metric("fraud_labels_matched_total")
-    assert monitor.metric("fraud_monitor_evaluations_total", 'outcome="ok"') >= 2
-    unauthenticated = httpx.post(f"{monitor.url}/v1/reports", json={})
-    assert unauthenticated.status_code == 401
+
+def assert_no_second_remediation(scenario: Scenario, watched: Observability, kind: str) -> None:
+    received = scenario.monitor.metric("fraud_monitor_alerts_received_total")
+    wait_for(
+        lambda: scenario.monitor.metric("fraud_monitor_alerts_received_total") > received,
+        timeout_s=60,
+        what="Alertmanager to notify again",
+    )
+    assert len([a for a in scenario.actions() if a["kind"] == kind and a["status"] != "suppressed"]) == 1
+    assert watched.alerts()
+
+
+def test_card_testing_fires_the_new_pattern_rule_and_triggers_retraining_once(run: ScorerRun, tmp_path: Path) -> None:
+    with airflow_api_recorder() as airflow:
+        scenario = Scenario(
+            run,
+            tmp_path,
+            "card_testing",
+            AIRFLOW__URL=airflow.url,
+            AIRFLOW_PASSWORD=airflow.password,
+        )
+        with scenario.watched() as watched:
+            scenario.stream()
+            alert = watched.wait_for_alert("FraudNewPatternDrift", timeout_s=60)
+            assert alert["labels"]["category"] == "drift"
+            retrains = scenario.settled_actions("retrain", "running")
+            assert len(retrains) == 1, retrains
+            assert_no_second_remediation(scenario, watched, "retrain")
+        triggers = airflow.triggers()
+        assert len(triggers) == 1, airflow.calls
+        conf = triggers[0]["conf"]
+        action = retrains[0]
+        assert conf["action_id"] == action["id"]
+        assert triggers[0]["dag_run_id"] == action["dag_run_id"] == f"monitor-{action['id']}"
+        assert conf["alerts"][0]["labels"]["alertname"] == "FraudNewPatternDrift"
+        # The window ends at the stream's simulated "now", not the wall clock.
+        end = pd.Timestamp(conf["window"]["end"])
+        assert end.floor("D") == scenario.rows["event_time"].max().floor("D")
+        assert (end - pd.Timestamp(conf["window"]["start"])).days == 28
+
+    # The retraining DAG reports how it ended.
+    with scenario.monitor.client() as client:
+        done = client.post(
+            f"/v1/actions/{action['id']}/outcome",
+            json={
+                "outcome": "succeeded",
+                "detail": "v2 promoted",
+                "dag_run_id": action["dag_run_id"],
+                "model_version": "2",
+            },
+        )
+        assert done.status_code == 200, done.text
+        assert done.json()["status"] == "succeeded"
+        assert client.post(f"/v1/actions/{action['id']}/outcome", json={"outcome": "bogus"}).status_code == 422
+        assert (
+            client.post("/v1/actions/20990101T000000Z-deadbeef/outcome", json={"outcome": "failed"}).status_code == 404
+        )

@@ -1,23 +1,19 @@
-"""Monitor processes on a test's own topics, and champions trained on a simulated stream with a real profile."""
+"""Monitor processes on a test's own topics, and a stand-in for Airflow's REST API that records its calls."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-import mlflow
-import numpy as np
-import pandas as pd
-import xgboost
-from mlflow import MlflowClient
-
-from fraudops.features import FEATURE_NAMES
-from fraudops.features.offline import compute_features
-from tests.support.models import contract_tags, register_version
 from tests.support.scorer import ScorerRun
 from tests.support.service_process import ServiceProcess
-
-FEATURES = list(FEATURE_NAMES)
 
 
 class MonitorProcess(ServiceProcess):
@@ -42,38 +38,73 @@ class MonitorProcess(ServiceProcess):
         )
 
 
-@dataclass(frozen=True)
-class TrainedChampion:
-    version: str
-    review_threshold: float
-    reference: pd.DataFrame
+@dataclass
+class AirflowApiRecorder:
+    """Airflow's REST API as the monitor uses it (token, unpause, trigger), on 127.0.0.1; keeps every call."""
+
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    port: int = 0
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def triggers(self) -> list[dict[str, Any]]:
+        return [body for method, path, body in self.calls if method == "POST" and path.endswith("/dagRuns")]
 
 
-def simulated_features(transactions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """The stream's rows with their (offline) features, `day` from the first day, in event-time order."""
-    frame = transactions.sort_values("event_time", kind="stable").reset_index(drop=True)
-    features = compute_features(frame, labels)
-    out = pd.concat([frame.drop(columns=[c for c in FEATURES if c in frame.columns]), features[FEATURES]], axis=1)
-    first = out["event_time"].min().floor("D")
-    out["day"] = (out["event_time"] - first).dt.days
-    return out
+@contextmanager
+def airflow_api_recorder() -> Iterator[AirflowApiRecorder]:
+    recorder = AirflowApiRecorder()
+    lock = threading.Lock()
+    run_ids: set[str] = set()
 
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
-def train_champion(run: ScorerRun, rows: pd.DataFrame, train_days: range, reference_days: range) -> TrainedChampion:
-    """Train on `train_days`, profile `reference_days` (out of sample), register and alias it champion."""
-    train = rows[rows["day"].isin(train_days)]
-    matrix = xgboost.DMatrix(train[FEATURES].to_numpy(np.float32), label=train["is_fraud"], feature_names=FEATURES)
-    params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.2, "nthread": 1, "seed": 0}
-    booster = xgboost.train(params, matrix, num_boost_round=60)
-    held_out = rows[rows["day"].isin(reference_days)]
-    scores = booster.inplace_predict(held_out[FEATURES].to_numpy(np.float32))
-    reference = held_out[FEATURES].assign(score=scores).reset_index(drop=True)
-    # About a hundred reviews a day on a stream of a few thousand payments.
-    review = float(np.quantile(scores, 0.97))
-    decline = float(np.quantile(scores, 0.995))
-    tags = contract_tags(threshold_review=repr(review), threshold_decline=repr(max(decline, review)))
-    mlflow.set_tracking_uri(run.stack.settings.mlflow_url)
-    evaluation = held_out[[*FEATURES, "is_fraud", "event_time", "customer_id"]].assign(score=scores)
-    version = register_version(run.model_name, booster, evaluation=evaluation, tags=tags, reference=reference)
-    MlflowClient().set_registered_model_alias(run.model_name, "champion", version)
-    return TrainedChampion(version, review, reference)
+        def _handle(self, method: str) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+            with lock:
+                recorder.calls.append((method, self.path, body))
+            if self.path == "/auth/token":
+                if body.get("password") != recorder.password:
+                    self._answer(401, {"detail": "bad credentials"})
+                else:
+                    self._answer(201, {"access_token": "token-" + recorder.password})
+                return
+            if self.headers.get("Authorization") != "Bearer token-" + recorder.password:
+                self._answer(401, {"detail": "not authenticated"})
+            elif method == "PATCH":
+                self._answer(200, {"is_paused": False})
+            elif body.get("dag_run_id") in run_ids:
+                self._answer(409, {"detail": "run exists"})
+            else:
+                run_ids.add(body["dag_run_id"])
+                self._answer(200, {"dag_run_id": body["dag_run_id"], "state": "queued"})
+
+        def do_POST(self) -> None:
+            self._handle("POST")
+
+        def do_PATCH(self) -> None:
+            self._handle("PATCH")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the test asserts on what was recorded."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    recorder.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, name="airflow-recorder", daemon=True)
+    thread.start()
+    try:
+        yield recorder
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -81,7 +81,8 @@ def test_alertmanager_payload_and_incident_keys() -> None:
     notification = AlertmanagerNotification.model_validate(payload)
     repeated = AlertmanagerNotification.model_validate(payload)
     assert notification.alerts[0].incident == repeated.alerts[0].incident
-    restarted = {**payload, "alerts": [{**payload["alerts"][0], "startsAt": "2026-11-02T00:00:00Z"}]}  # type: ignore[dict-item]
+    first_alert: dict[str, object] = dict(payload["alerts"][0])  # type: ignore[index]
+    restarted = {**payload, "alerts": [{**first_alert, "startsAt": "2026-11-02T00:00:00Z"}]}
     assert AlertmanagerNotification.model_validate(restarted).alerts[0].incident != notification.alerts[0].incident
     with pytest.raises(ValueError, match="alerts"):
         AlertmanagerNotification.model_validate({**payload, "alerts": []})
@@ -138,3 +139,22 @@ def test_live_performance_counts_labelled_payments_of_the_version_only() -> None
     assert figures.average_precision == pytest.approx((1 + 1 + 0.75) / 3)
     assert figures.fraud_rate == pytest.approx(3 / 5)
     assert np.isnan(live_performance(snapshot, "9").average_precision)
+
+
+def test_the_drift_benchmark_and_the_policy_judge_by_the_alert_rules_thresholds() -> None:
+    import yaml
+
+    from fraudops.paths import repo_root
+    from fraudops_monitor import bench
+    from fraudops_monitor.alerts import MIN_LABELLED_FOR_ACCURACY
+
+    root = repo_root()
+    assert root is not None
+    groups = yaml.safe_load((root / "infrastructure/prometheus/rules/fraud-model.yml").read_text())["groups"]
+    expressions = {rule["alert"]: " ".join(rule["expr"].split()) for group in groups for rule in group["rules"]}
+    assert expressions["FraudDataDrift"].endswith(f">= {bench.DATA_DRIFT_SHARE}")
+    low = expressions["FraudLiveAccuracyLow"]
+    assert f"(fraud_live_average_precision) < {bench.ACCURACY_FLOOR}" in low
+    assert f"(fraud_live_labelled_transactions) >= {bench.MIN_LABELLED}" in low
+    assert PolicySettings().accuracy_floor == bench.ACCURACY_FLOOR
+    assert MIN_LABELLED_FOR_ACCURACY == bench.MIN_LABELLED

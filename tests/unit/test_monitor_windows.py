@@ -42,7 +42,7 @@ def test_feature_window_keeps_the_newest_rows_within_age_and_count_in_event_time
 
 def test_labels_join_scores_in_either_order_and_the_latest_verdict_wins() -> None:
     log = log_with()
-    matched = log.add_labels(["early"], [True], [int(30 * HOUR)]).matched
+    matched = log.add_labels(["early", "early"], [True, False], [int(30 * HOUR), int(20 * HOUR)]).matched
     assert matched == 0
     assert log.pending == 1
     assert add(log, ["early", "late"], [1, 2]) == 1  # the waiting label joins its score

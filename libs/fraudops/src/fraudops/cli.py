@@ -261,12 +261,17 @@ def _register_plugin_commands() -> None:
     becomes one command, a `typer.Typer` a group of them (`fraudops <entry name> <command>`)."""
     from importlib.metadata import entry_points
 
-    for entry in entry_points(group="fraudops.commands"):
+    groups: dict[str, typer.Typer] = {}
+    for entry in sorted(entry_points(group="fraudops.commands"), key=lambda e: (e.name, e.value)):
         contributed = entry.load()
-        if isinstance(contributed, typer.Typer):
-            app.add_typer(contributed, name=entry.name)
-        else:
+        if not isinstance(contributed, typer.Typer):
             app.command(entry.name)(contributed)
+        elif entry.name in groups:
+            # Several packages may add to one group (`fraudops bench scorer`, `fraudops bench drift`).
+            groups[entry.name].registered_commands.extend(contributed.registered_commands)
+        else:
+            groups[entry.name] = contributed
+            app.add_typer(contributed, name=entry.name)
 
 
 _register_plugin_commands()

@@ -31,6 +31,8 @@ from fraudops_monitor.windows import FeatureWindow, ScoredLog
 
 log = logging.getLogger(__name__)
 
+EVALUATIONS_KEPT = 1_000
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -141,7 +143,7 @@ class Evaluator:
             self.metrics.evaluation_duration.observe(time.perf_counter() - started)
             self.metrics.last_evaluation.set(time.time())
             self.last = evaluation
-            self.history = [*self.history[-199:], evaluation]
+            self.history = [*self.history[-(EVALUATIONS_KEPT - 1) :], evaluation]
             return evaluation
 
     async def _evaluate(self, reason: str, keep_report: bool) -> Evaluation:
@@ -172,7 +174,9 @@ class Evaluator:
             return done(
                 None, performance, f"{len(times)} transactions in the window, {self.settings.window.min_rows} needed"
             )
-        current = pd.DataFrame(values, columns=list(FEATURE_NAMES)).drop(columns=list(self.settings.drift.ignored_features))
+        current = pd.DataFrame(values, columns=list(FEATURE_NAMES)).drop(
+            columns=list(self.settings.drift.ignored_features)
+        )
         if SCORE_COLUMN in reference.profile.columns:
             current[SCORE_COLUMN] = self.scored.scores_of(ids.tolist(), reference.model_version)
             if current[SCORE_COLUMN].isna().all():

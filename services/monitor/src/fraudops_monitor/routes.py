@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from fraudops.auth import AuthenticatedPrincipal
 from fraudops_monitor.actions import ActionDispatcher, ActionRecord, OutcomeReport
 from fraudops_monitor.alerts import AlertmanagerNotification
-from fraudops_monitor.evaluator import Evaluator
+from fraudops_monitor.evaluator import EVALUATIONS_KEPT, Evaluator
 from fraudops_monitor.reports import ReportStore, ReportView
 
 router = APIRouter(prefix="/v1", tags=["monitor"])
@@ -54,6 +54,13 @@ async def status(request: Request) -> dict[str, Any]:
         "labels_pending": evaluator.scored.pending,
         "labels_unmatched": evaluator.scored.unmatched,
     }
+
+
+@router.get("/evaluations", summary="Recent evaluations (kept in memory), newest first")
+async def list_evaluations(
+    request: Request, limit: Annotated[int, Query(ge=1, le=EVALUATIONS_KEPT)] = 50
+) -> list[dict[str, Any]]:
+    return [evaluation.summary() for evaluation in reversed(_evaluator(request).history[-limit:])]
 
 
 @router.post(

@@ -171,8 +171,11 @@ class ScoredLog:
         for tid, fraud, known in zip(transaction_ids, is_fraud, known_at_ms, strict=True):
             row = self._index.get(tid)
             if row is None:
-                self._pending.pop(tid, None)
-                self._pending[tid] = (bool(fraud), int(known), self.newest_ms)
+                waiting = self._pending.pop(tid, None)
+                if waiting is not None and waiting[1] > int(known):
+                    self._pending[tid] = waiting  # a verdict known earlier does not replace a later one
+                else:
+                    self._pending[tid] = (bool(fraud), int(known), self.newest_ms)
                 continue
             if self._labels[row] == NO_LABEL:
                 matched += 1

@@ -284,7 +284,9 @@ class ServiceProcess(Component):
         if "mlflow" in needs:
             env[prefix + "MLFLOW_TRACKING_URI"] = self.settings.mlflow_url
         if "gateway" in needs:
-            env[prefix + "GATEWAY_URL"] = f"http://{self.settings.host}:{self.settings.service_port('registry-gateway')}"
+            env[prefix + "GATEWAY_URL"] = (
+                f"http://{self.settings.host}:{self.settings.service_port('registry-gateway')}"
+            )
         if "data" in needs:
             env[prefix + "DATA_DIR"] = str(self.settings.state_dir / self.name)
         module = "fraudops_" + self.name.replace("-", "_")
