@@ -84,16 +84,41 @@ def ensure_airflow_secrets(settings: StackSettings) -> None:
     )
 
 
+def monitor_wiring(settings: StackSettings) -> dict[str, str]:
+    """What the monitor needs to trigger retraining: its Airflow password as a secret file of the
+    monitor's (FRAUDOPS_SECRETS_DIR), and Airflow's URL and user as settings, returned as environment."""
+    ensure_airflow_secrets(settings)
+    path = settings.secrets_dir / "fraudops_monitor_airflow_password"
+    path.touch(mode=0o600)
+    path.write_text(airflow_password(settings, "monitor"))
+    return {
+        "FRAUDOPS_MONITOR_AIRFLOW__URL": f"http://{settings.host}:{settings.airflow_port}",
+        "FRAUDOPS_MONITOR_AIRFLOW__USERNAME": "monitor",
+    }
+
+
 def airflow_password(settings: StackSettings, user: str = "admin") -> str:
     """The local stack's password of an Airflow REST API user (admin or monitor)."""
     table: dict[str, str] = json.loads(passwords_file(settings).read_text())
     return table[user]
 
 
+def database_url(settings: StackSettings, home: Path) -> str:
+    """Airflow's metadata DB: Postgres through psycopg 3 when configured (Airflow derives its asyncpg URL
+    from it), else SQLite in the state dir."""
+    if settings.airflow_database_url is None:
+        return f"sqlite:///{home / 'airflow.db'}"
+    url = settings.airflow_database_url.get_secret_value()
+    scheme, _, rest = url.partition("://")
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
+
+
 def airflow_environment(settings: StackSettings, home: Path) -> dict[str, str]:
     """Airflow's whole configuration for the local stack, as AIRFLOW__* variables (no airflow.cfg edits)."""
     api = f"http://{settings.host}:{settings.airflow_port}"
     return {
+        # In the environment, not argv: a Postgres URL carries a password that `ps` would show.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(settings, home),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -156,6 +181,8 @@ class AirflowStandalone(Component):
         # The caller's own AIRFLOW__* settings pass through; the stack sets only the wiring below.
         env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDOPS_")}
         env.update(airflow_environment(self.settings, self.home))
+        # `airflow standalone` starts its parts as `airflow …` subprocesses, found on PATH.
+        env["PATH"] = f"{airflow_executable(self.settings).parent}{os.pathsep}{env.get('PATH', '')}"
         env.update(connection_environment(self.settings))
         return Launch(
             argv=[str(airflow_executable(self.settings)), "standalone"],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable
 
 from fraudops.contracts.topics import ensure_topics, load_topic_catalog
 from fraudops.settings import load_settings
-from fraudops.stack.airflow import AirflowStandalone
+from fraudops.stack.airflow import AirflowStandalone, monitor_wiring
 from fraudops.stack.components import (
     SERVICE_DEPENDENCIES,
     Component,
@@ -69,6 +70,10 @@ class Stack:
             self._report(report, self.mlflow.name, self.mlflow.start())
         # Before any service starts, so the monitor already accepts Alertmanager's token when it joins later.
         ensure_webhook_principal(self.settings)
+        if self.settings.with_airflow:
+            # The monitor triggers retraining through Airflow's REST API; settings the caller gave win.
+            for key, value in monitor_wiring(self.settings).items():
+                os.environ.setdefault(key, value)
         # Services depend only on Kafka and MLflow, not on each other: start them together, then wait.
         services = [s for s in self.services.values() if selected(s)]
         outcomes = {service.name: service.spawn() for service in services}
