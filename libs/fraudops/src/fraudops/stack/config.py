@@ -44,8 +44,8 @@ class StackSettings(BaseSettings):
     airflow_parallelism: int = Field(default=4, ge=1, le=64)
     # First delay before a failed task is retried (then doubled each try).
     airflow_retry_delay_s: int = Field(default=10, ge=1, le=3600)
-    # None: SQLite in the state dir. A postgresql:// URI puts Airflow's metadata DB in Postgres (no SQLite
-    # lock waits stalling the API server while the scheduler writes; tests use it).
+    # None: SQLite in the state dir. A postgresql:// URI puts Airflow's metadata DB in Postgres: the tests
+    # use it, having seen the API server stop answering for minutes on SQLite while a busy machine ran tasks.
     airflow_database_url: SecretStr | None = None
     # Prometheus and Alertmanager (Debian packages) join `fraudops up` only when asked (`--observability`
     # or this setting): fixed ports appearing because a package happens to be installed would clash on a
