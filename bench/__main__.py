@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import avro_codec, rest, scorer, simulator, training
+from bench import avro_codec, drift, rest, scorer, simulator, training
 from bench.harness import Figure, machine
 
 BENCHMARKS = {
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "training": training.run,
     "scorer": scorer.run,
     "rest": rest.run,
+    "drift": drift.run,
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -36,6 +36,11 @@ fernet_key() {
     python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'
   fi
 }
+# The monitor rolls back or switches to the fallback at the gateway as its own "monitor" principal.
+monitor_gateway=$(secret)
+gateway_tokens() {
+  printf "'{\"operator\": \"%s\", \"airflow\": \"%s\", \"monitor\": \"%s\"}'" "$(secret)" "$airflow_gateway" "$monitor_gateway"
+}
 # Alertmanager calls the monitor's webhook as its own principal: the same token in both variables.
 webhook_token=$(secret)
 monitor_tokens() {
@@ -66,7 +71,8 @@ FRAUDOPS_INGEST_TOKENS=$(with_airflow "$airflow_ingest")
 FRAUDOPS_TRAINER_TOKENS=$(with_airflow "$airflow_trainer")
 FRAUDOPS_SCORER_TOKENS=$(token_table)
 FRAUDOPS_MONITOR_TOKENS=$(monitor_tokens)
-FRAUDOPS_REGISTRY_GATEWAY_TOKENS=$(with_airflow "$airflow_gateway")
+FRAUDOPS_REGISTRY_GATEWAY_TOKENS=$(gateway_tokens)
+MONITOR_GATEWAY_TOKEN=$monitor_gateway
 
 ALERTMANAGER_WEBHOOK_TOKEN=$webhook_token
 GRAFANA_ADMIN_PASSWORD=$(secret)

@@ -283,6 +283,11 @@ def test_wiring_between_the_parts() -> None:
     allowed = interpolate(mlflow["MLFLOW_SERVER_ALLOWED_HOSTS"], {}).split(",")
     assert {"mlflow:5000", "localhost:5000"} <= set(allowed)
     assert mlflow["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://mlflow:")
+    monitor = environment(services()["monitor"])
+    assert monitor["FRAUDOPS_MONITOR_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert monitor["FRAUDOPS_MONITOR_GATEWAY_URL"] == "http://registry-gateway:8005"
+    assert "MONITOR_GATEWAY_TOKEN" in monitor["FRAUDOPS_MONITOR_GATEWAY_TOKEN"]
+    assert "monitor-data:/var/lib/fraudops/monitor" in services()["monitor"]["volumes"]
     init = services()["kafka-init"]
     assert init["command"] == ["fraudops", "topics", "create", "--bootstrap", "kafka:9092"]
     assert init["image"] == services()["ingest"]["image"], "the init job reuses a service image (CLI + contracts)"

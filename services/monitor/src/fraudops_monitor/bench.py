@@ -13,6 +13,7 @@ after the start, beside the spacing of evaluations, the resolution), and the tim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -42,7 +43,7 @@ TRAIN_DAYS = range(30, 45)
 REFERENCE_DAYS = range(45, DRIFT_START_DAY)
 SCENARIOS = ("none", "population_shift", "card_testing")
 EVALUATE_EVERY = 250
-PACED_RATE = 150.0
+PACED_RATE = 250.0
 TIMING_ROWS = 50_000
 
 # The alert rules' conditions (infrastructure/prometheus/rules/fraud-monitor.yml; a unit test holds them equal).
@@ -64,8 +65,11 @@ def _free_port() -> int:
 # ------------------------------------------------------------------------------------------------ data
 
 
-def simulated_rows(scenario: str, days: int, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows with offline features and `day`, labels) of a 1,000-customer stream; `scenario` starts on day 52."""
+def simulated_rows(
+    scenario: str, days: int, seed: int = 3, customers: int = 1_000
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows with offline features and `day`, labels) of a stream of about 2 payments per customer and day
+    (two terminals per customer); `scenario` starts on day 52."""
     import pandas as pd
 
     from fraudops.features import FEATURE_NAMES
@@ -74,7 +78,7 @@ def simulated_rows(scenario: str, days: int, seed: int = 3) -> tuple[pd.DataFram
     from fraudops.simulator.config import DriftSpec
 
     drifts = () if scenario == "none" else (DriftSpec(scenario, DRIFT_START_DAY),)
-    config = SimulatorConfig(n_customers=1_000, n_terminals=2_000, n_days=days, seed=seed, drifts=drifts)
+    config = SimulatorConfig(n_customers=customers, n_terminals=2 * customers, n_days=days, seed=seed, drifts=drifts)
     transactions = simulate(config).transactions.sort_values("event_time", kind="stable").reset_index(drop=True)
     labels = derive_labels(transactions)
     features = compute_features(transactions, labels)[list(FEATURE_NAMES)]
@@ -268,7 +272,9 @@ def _run_scenario(settings: StackSettings, root: Path, scenario: str, days: int)
         )
     )
     model_name = f"bench-{prefix}"
-    champion = register_champion(settings.mlflow_url, model_name, rows, TRAIN_DAYS, REFERENCE_DAYS)
+    # MLflow prints links to runs on stdout, which is the JSON document's.
+    with contextlib.redirect_stdout(sys.stderr):
+        champion = register_champion(settings.mlflow_url, model_name, rows, TRAIN_DAYS, REFERENCE_DAYS)
     _say(f"{scenario}: champion v{champion.version} (review threshold {champion.review_threshold:.3f})")
     topics = {
         "TOPICS__TRANSACTIONS": names["transactions"],

@@ -107,10 +107,22 @@ class MonitorConsumer:
                 for tp, records in batches.items():
                     self._handle(tp.topic, records)
                     self._positions[tp] = records[-1].offset + 1
+                self.evaluator.lag_changed(self._lag(consumer, partitions))
                 self.metrics.labels_unmatched.inc(self.scored.expire_pending())
                 self.metrics.labels_pending.set(self.scored.pending)
         finally:
             await consumer.stop()
+
+    def _lag(self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> int:
+        """Messages of transactions and scores between the position and the end the broker last reported."""
+        lag = 0
+        for tp in partitions:
+            if tp.topic == self.settings.topics.labels:
+                continue  # labels come in bursts days late; being behind on them does not make windows stale
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag += max(0, end - self._positions.get(tp, 0))
+        return lag
 
     def _handle(self, topic: str, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         self.metrics.messages.labels(topic).inc(len(records))

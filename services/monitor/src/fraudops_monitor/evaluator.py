@@ -93,6 +93,7 @@ class Evaluator:
         self._pool: ProcessPoolExecutor | None = None
         self._new_transactions = 0
         self._wake = asyncio.Event()
+        self.behind = False
         self._task: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------------------------------- lifecycle
@@ -117,11 +118,26 @@ class Evaluator:
         if every and self._new_transactions >= every:
             self._wake.set()
 
+    def lag_changed(self, lag: int) -> None:
+        """The consumer's position: far behind the log's end, the windows show the past, not now.
+
+        A monitor reading back through history (a restart, a backlog) would otherwise raise alerts about
+        weeks that are over; scheduled evaluations wait until it has caught up, then one runs at once.
+        """
+        caught_up = lag <= self.settings.evaluation_max_lag
+        if caught_up and self.behind:
+            self._wake.set()
+        self.behind = not caught_up
+        self.metrics.consumer_lag.set(lag)
+
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.evaluation_interval_s)
             self._wake.clear()
+            if self.behind:
+                self.metrics.evaluations.labels("deferred").inc()
+                continue
             try:
                 await self.evaluate(reason="scheduled", keep_report=self.settings.keep_every_report)
             except Exception:

@@ -71,6 +71,11 @@ class MonitorMetrics:
         self.window_transactions = Gauge(
             "fraud_monitor_window_transactions", "Transactions in the drift window.", registry=registry
         )
+        self.consumer_lag = Gauge(
+            "fraud_monitor_consumer_lag_messages",
+            "Messages of transactions and scores not read yet.",
+            registry=registry,
+        )
         self.messages = Counter(
             "fraud_monitor_messages_total", "Messages read, by topic.", ["topic"], registry=registry
         )

@@ -125,6 +125,8 @@ class MonitorSettings(ServiceSettings):
     # a replay of simulated days runs faster than the wall clock).
     evaluation_interval_s: float = Field(default=60.0, gt=0)
     evaluate_every_transactions: int = Field(default=0, ge=0)
+    # Scheduled evaluations wait while the consumer is further behind the log's end than this (messages).
+    evaluation_max_lag: int = Field(default=5_000, ge=0)
     # Keep an Evidently report of every evaluation, not only those asked for or set off by an alert.
     keep_every_report: bool = False
     max_reports: int = Field(default=200, ge=1)
