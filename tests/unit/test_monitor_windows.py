@@ -81,7 +81,7 @@ def test_labels_of_unknown_transactions_wait_then_count_as_unmatched() -> None:
 def test_a_label_flood_stays_bounded_and_every_dropped_label_is_counted() -> None:
     log = log_with(max_pending=1_000)
     ids = [f"flood-{i}" for i in range(5_000)]
-    log.add_labels(ids, [False] * len(ids), [HOUR] * len(ids))
+    assert log.add_labels(ids, [False] * len(ids), [HOUR] * len(ids)).dropped == 4_000
     assert log.pending == 1_000
     assert log.unmatched == 4_000
     # The newest waiting labels are the ones kept.

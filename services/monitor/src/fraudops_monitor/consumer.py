@@ -209,6 +209,7 @@ class MonitorConsumer:
             return
         self.store.observe_labels(ids, np.asarray(verdicts, dtype=np.bool_), np.asarray(known, dtype=np.int64))
         outcome = self.scored.add_labels(ids, verdicts, known)
+        self.metrics.labels_unmatched.inc(outcome.dropped)
         self._count_matches(outcome.matched, outcome.delays_s)
 
     def _count_matches(self, matched: int, delays_s: np.ndarray) -> None:

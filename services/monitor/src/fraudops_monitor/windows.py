@@ -96,6 +96,8 @@ class LabelOutcome:
     pending: int
     # Event-to-label delays (seconds) of the labels just matched, for the delay histogram.
     delays_s: Floats
+    # Waiting labels dropped (oldest first) to stay within the cap: counted as unmatched.
+    dropped: int = 0
 
 
 class ScoredLog:
@@ -183,10 +185,11 @@ class ScoredLog:
             if int(known) >= self._known[row]:
                 self._labels[row] = 1 if fraud else 0
                 self._known[row] = int(known)
-        while len(self._pending) > self.max_pending:
+        dropped = max(0, len(self._pending) - self.max_pending)
+        for _ in range(dropped):
             self._pending.popitem(last=False)
-            self.unmatched += 1
-        return LabelOutcome(matched, self.pending, np.asarray(delays, dtype=np.float64))
+        self.unmatched += dropped
+        return LabelOutcome(matched, self.pending, np.asarray(delays, dtype=np.float64), dropped)
 
     def scores_of(self, transaction_ids: Sequence[str], model_version: str) -> Floats:
         """Each transaction's score by `model_version`; NaN if it has none (not scored yet, or by another)."""
