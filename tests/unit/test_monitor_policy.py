@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ def test_policy_is_configurable() -> None:
 
 
 def test_alertmanager_payload_and_incident_keys() -> None:
-    payload = {
+    payload: dict[str, Any] = {
         "version": "4",
         "status": "firing",
         "receiver": "monitor",
@@ -81,7 +82,13 @@ def test_alertmanager_payload_and_incident_keys() -> None:
     notification = AlertmanagerNotification.model_validate(payload)
     repeated = AlertmanagerNotification.model_validate(payload)
     assert notification.alerts[0].incident == repeated.alerts[0].incident
-    first_alert: dict[str, object] = dict(payload["alerts"][0])  # type: ignore[index]
+    in_milliseconds = {**payload, "alerts": [{**payload["alerts"][0], "startsAt": "2026-11-01T00:00:00.123Z"}]}
+    in_nanoseconds = {**payload, "alerts": [{**payload["alerts"][0], "startsAt": "2026-11-01T00:00:00.123456789Z"}]}
+    assert (
+        AlertmanagerNotification.model_validate(in_milliseconds).alerts[0].incident
+        == AlertmanagerNotification.model_validate(in_nanoseconds).alerts[0].incident
+    )
+    first_alert: dict[str, object] = dict(payload["alerts"][0])
     restarted = {**payload, "alerts": [{**first_alert, "startsAt": "2026-11-02T00:00:00Z"}]}
     assert AlertmanagerNotification.model_validate(restarted).alerts[0].incident != notification.alerts[0].incident
     with pytest.raises(ValueError, match="alerts"):

@@ -34,8 +34,11 @@ class Alert(BaseModel):
 
     @property
     def incident(self) -> str:
-        """Alertmanager repeats a notification while the alert fires: the same incident has the same key."""
-        return f"{self.fingerprint or self.name}@{self.startsAt.isoformat()}"
+        """Alertmanager repeats a notification while the alert fires: the same incident has the same key.
+
+        Whole seconds: Alertmanager's webhook gives the start in nanoseconds, its API in milliseconds.
+        """
+        return f"{self.fingerprint or self.name}@{self.startsAt.replace(microsecond=0).isoformat()}"
 
 
 class AlertmanagerNotification(BaseModel):
