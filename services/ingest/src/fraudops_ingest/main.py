@@ -29,7 +29,9 @@ async def startup(app: FastAPI) -> Sequence[Probe]:
     with contextlib.suppress(DependencyUnavailableError):
         await app.state.producer.get()
     app.state.datasets = DatasetCatalog(app.state.store)
-    app.state.dataset_runner = DatasetRunner(app.state.datasets, settings.datasets_uri, settings.max_amount)
+    app.state.dataset_runner = DatasetRunner(
+        app.state.datasets, settings.datasets_uri, settings.max_amount, settings.kafka
+    )
     app.state.dataset_runner.metrics_hook = app.state.ingest_metrics.record_dataset
     app.state.dataset_runner.start()
     await app.state.dataset_runner.resume_unfinished()

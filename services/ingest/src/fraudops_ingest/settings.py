@@ -33,6 +33,9 @@ class IngestSettings(ServiceSettings):
     # Card clocks drift; anything further ahead than this is a bad timestamp, not a payment.
     max_future_skew_s: int = Field(default=300, ge=0, le=86_400)
     earliest_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # A dataset cut from the stream reads every partition from its start, and a wider window holds more rows
+    # in the worker's memory: the longest window one request may ask for.
+    max_stream_window_days: int = Field(default=120, ge=1, le=3650)
 
     @field_validator("datasets_uri")
     @classmethod

@@ -188,7 +188,7 @@ datasets = Table(
     metadata,
     Column("dataset_id", String(64), primary_key=True),
     Column("status", String(16), nullable=False),  # queued, validating, ready, failed
-    Column("source", String(16), nullable=False),  # upload or simulation
+    Column("source", String(16), nullable=False),  # upload, simulation or stream
     Column("name", String(128), nullable=False),
     Column("idempotency_key", String(256), unique=True),
     Column("request", JSON, nullable=False),  # what is needed to (re)run the job

@@ -1,4 +1,4 @@
-"""Dataset endpoints: upload (streamed to disk) or simulate, then poll the job."""
+"""Dataset endpoints: upload (streamed to disk), simulate or cut from the stream, then poll the job."""
 
 from __future__ import annotations
 
@@ -61,6 +61,18 @@ class SimulationRequest(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     drift: str | None = Field(default=None, pattern=r"^[a-z_]{1,64}$")
     drift_start_day: int | None = Field(default=None, ge=0, le=730)
+
+
+class StreamDatasetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime = Field(description="First event time included (ISO 8601; UTC when no zone is given).")
+    end: datetime = Field(description="Event times up to, not including, this instant.")
+    name: str = Field(default="stream", pattern=r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class StagedUpload:
@@ -250,6 +262,52 @@ async def simulate_dataset(
     dataset_id = "ds-" + hashlib.sha256(json.dumps(simulation, sort_keys=True).encode()).hexdigest()[:20]
     job = {"simulation": simulation, "period_start": start.isoformat(), "period_end": end.isoformat()}
     record, _ = await _register(request, dataset_id, "simulation", body.name, job, idempotency_key)
+    return _accepted(record)
+
+
+@router.post(
+    "/from-stream",
+    summary="Build a dataset from the transactions log: a window of event time, labelled as known now",
+    description=(
+        "Reads the `transactions` topic up to its end when the job starts, keeps the transactions whose "
+        "event_time is in [start, end) (first copy of each transaction_id), and sets is_fraud from the newest "
+        "label on the `labels` topic known by then; transactions without a known label get is_fraud = 0, and "
+        "the summary's `stream.rows_labelled` says how many had one. A window without transactions fails the job. "
+        "Each request builds a new dataset, since labels keep arriving; repeat one with an Idempotency-Key."
+    ),
+    status_code=202,
+    response_model=DatasetView,
+    responses={**DATASET_RESPONSES, 422: {"model": ErrorResponse, "description": "Window empty or too long."}},
+)
+async def stream_dataset(
+    request: Request,
+    body: StreamDatasetRequest,
+    principal: AuthenticatedPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    from fraudops_ingest.routes import LABELS_TOPIC, TRANSACTIONS_TOPIC
+
+    settings: IngestSettings = request.app.state.settings
+    start, end = _utc(body.start), _utc(body.end)
+    if end <= start:
+        raise InvalidInputError("end must be after start")
+    longest = timedelta(days=settings.max_stream_window_days)
+    if end - start > longest:
+        raise InvalidInputError(
+            f"the window spans {(end - start) / timedelta(days=1):.1f} days; at most "
+            f"{settings.max_stream_window_days} are allowed"
+        )
+    # Not content-addressed like the others: the same window gives other rows and labels later on. The
+    # Idempotency-Key, when sent, stands for the moment instead, so a retried request finds its dataset.
+    moment = idempotency_key or datetime.now(UTC).isoformat()
+    identity = json.dumps(["stream", start.isoformat(), end.isoformat(), moment])
+    dataset_id = "ds-" + hashlib.sha256(identity.encode()).hexdigest()[:20]
+    job = {
+        "stream": {"transactions_topic": TRANSACTIONS_TOPIC, "labels_topic": LABELS_TOPIC},
+        "period_start": start.isoformat(),
+        "period_end": end.isoformat(),
+    }
+    record, _ = await _register(request, dataset_id, "stream", body.name, job, idempotency_key)
     return _accepted(record)
 
 

@@ -12,15 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from fraudops.errors import FraudOpsError
+from fraudops.settings import KafkaSettings
 from fraudops_ingest.datasets.jobs import DatasetJob, run_dataset_job
 from fraudops_ingest.datasets.reading import UploadFormat
+from fraudops_ingest.datasets.stream import StreamWindow
 from fraudops_ingest.store import DatasetCatalog, DatasetRecord
 
 log = logging.getLogger(__name__)
 
 
-def job_from_record(record: DatasetRecord, root_uri: str, max_amount: float) -> DatasetJob:
+def job_from_record(
+    record: DatasetRecord, root_uri: str, max_amount: float, kafka: KafkaSettings | None = None
+) -> DatasetJob:
     request = record.request
+    stream = request.get("stream")
     return DatasetJob(
         dataset_id=record.dataset_id,
         root_uri=root_uri,
@@ -30,12 +35,24 @@ def job_from_record(record: DatasetRecord, root_uri: str, max_amount: float) -> 
         source=Path(request["staged_file"]) if request.get("staged_file") else None,
         upload_format=UploadFormat(request["format"]) if request.get("format") else None,
         simulation=request.get("simulation") or {},
+        stream=StreamWindow(
+            start=datetime.fromisoformat(request["period_start"]),
+            end=datetime.fromisoformat(request["period_end"]),
+            transactions_topic=stream["transactions_topic"],
+            labels_topic=stream["labels_topic"],
+        )
+        if stream
+        else None,
+        kafka=kafka,
     )
 
 
 class DatasetRunner:
-    def __init__(self, catalog: DatasetCatalog, root_uri: str, max_amount: float) -> None:
+    def __init__(
+        self, catalog: DatasetCatalog, root_uri: str, max_amount: float, kafka: KafkaSettings | None = None
+    ) -> None:
         self.catalog = catalog
+        self.kafka = kafka
         self.root_uri = root_uri
         self.max_amount = max_amount
         self._queue: asyncio.Queue[DatasetRecord] = asyncio.Queue()
@@ -73,7 +90,7 @@ class DatasetRunner:
     async def _run(self, record: DatasetRecord) -> None:
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.catalog.set_status, record.dataset_id, "validating")
-        job = job_from_record(record, self.root_uri, self.max_amount)
+        job = job_from_record(record, self.root_uri, self.max_amount, self.kafka)
         try:
             summary = await loop.run_in_executor(self._pool, run_dataset_job, job)
         except BrokenProcessPool:
