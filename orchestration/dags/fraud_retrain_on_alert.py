@@ -1,8 +1,8 @@
 """fraud_retrain_on_alert: the monitor's answer to an accuracy alert, triggered through Airflow's REST API.
 
 The monitor posts `{"action_id": …, "reason": …, "alerts": [Alertmanager alerts], "window": {"start": …,
-"end": …}}` as the run's conf. The run builds a fresh dataset ending at the window's end (the run's time
-when there is none), trains, validates, promotes per policy (`auto_promote`, on by default: the alert says
+"end": …}}` as the run's conf. The run builds a fresh dataset from the transactions log for that window
+(`window_days` ending at the run's time when there is none), labelled with the verdicts known so far, trains, validates, promotes per policy (`auto_promote`, on by default: the alert says
 the champion is failing, and the gate still refuses a version worse than it), and tells the monitor how the
 action ended, succeeded or failed, at `POST /v1/actions/{action_id}/outcome`.
 """
@@ -51,7 +51,16 @@ with DAG(
         "reason": Param("retraining requested", type="string", maxLength=1000),
         "alerts": Param([], type="array", description="Alertmanager alert objects that set the action off."),
         "window": Param(
-            {}, type=["object", "null"], description='{"start": iso8601, "end": iso8601}: the dataset ends at "end".'
+            {},
+            type=["object", "null"],
+            description='{"start": iso8601, "end": iso8601}: the event times of the dataset cut from the stream.',
+        ),
+        "window_days": Param(
+            28,
+            type="integer",
+            minimum=1,
+            maximum=120,
+            description="The window's length when the conf gives no start (ending at its end, or the run's time).",
         ),
         "model_name": Param("fraud-detector", type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
         "dataset_id": Param(
@@ -61,12 +70,14 @@ with DAG(
             description="Train on this dataset instead of building a new one.",
         ),
         "max_quarantined_share": Param(0.01, type="number", minimum=0, maximum=1),
-        "simulation": Param({"name": "retrain", "customers": 1000, "terminals": 2000, "days": 60}, type="object"),
+        "dataset_name": Param("retrain", type="string", pattern=r"^[A-Za-z0-9._-]{1,128}$"),
         "training": Param({}, type="object"),
         "auto_promote": Param(True, type="boolean"),
     },
 ) as dag:
-    lifecycle = lifecycle_tasks(reason="'retraining on alert: ' ~ params.reason ~ ' (run ' ~ run_id ~ ')'")
+    lifecycle = lifecycle_tasks(
+        reason="'retraining on alert: ' ~ params.reason ~ ' (run ' ~ run_id ~ ')'", dataset_source="stream"
+    )
     succeeded = HttpOperator(
         task_id="record_success",
         doc_md="Tell the monitor the action succeeded, with the new version.",

@@ -217,6 +217,24 @@ def recent_simulation(params: Mapping[str, Any], run_after: datetime) -> str:
     return _json(spec)
 
 
+def _moment(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def stream_window(params: Mapping[str, Any], run_after: datetime) -> str:
+    """POST /v1/datasets/from-stream: the conf's window; without one, `window_days` ending at the window's
+    end or else the run's time (the log holds what has happened, so the window may end at any instant)."""
+    window = params.get("window") or {}
+    if not isinstance(window, Mapping):
+        window = {}
+    end = _moment(window.get("end") or run_after)
+    start = _moment(window["start"]) if window.get("start") else end - timedelta(days=int(params["window_days"]))
+    return _json(
+        {"start": start.isoformat(), "end": end.isoformat(), "name": str(params.get("dataset_name") or "stream")}
+    )
+
+
 def training_request(dataset_id: str, params: Mapping[str, Any]) -> str:
     """POST /v1/training-jobs: the chosen dataset plus the run's model and protocol overrides."""
     return _json({**dict(params.get("training") or {}), "dataset_id": dataset_id})
@@ -239,6 +257,7 @@ def outcome_request(outcome: str, detail: str, run_id: str, version: Any) -> str
 
 MACROS: dict[str, Callable[..., Any]] = {
     "recent_simulation": recent_simulation,
+    "stream_window": stream_window,
     "training_request": training_request,
     "promotion_request": promotion_request,
     "validation_request": validation_request,
@@ -246,22 +265,33 @@ MACROS: dict[str, Callable[..., Any]] = {
 }
 
 
-def lifecycle_tasks(reason: str) -> list[Any]:
+def lifecycle_tasks(reason: str, dataset_source: str = "simulated") -> list[Any]:
     """dataset → validation → training → gate → challenger → champion, inside the current `with DAG`.
 
-    `reason` (a template) goes into the gateway's audit log with each promotion. Returns the tasks in order.
+    `reason` (a template) goes into the gateway's audit log with each promotion. `dataset_source` is where a
+    new dataset comes from: "simulated" (ingest's generator, params `simulation`) or "stream" (the real
+    transactions log, params `window` and `window_days`). Returns the tasks in order.
     """
     from airflow.providers.http.operators.http import HttpOperator
     from airflow.providers.http.sensors.http import HttpSensor
 
+    if dataset_source == "stream":
+        endpoint, request = "/v1/datasets/from-stream", "{{ stream_window(params, dag_run.run_after) }}"
+        # A dataset from the stream is new at every request; the key makes a retried call find its own.
+        headers = {**bearer(INGEST), "Idempotency-Key": "{{ dag.dag_id }}.{{ run_id }}"}
+    elif dataset_source == "simulated":
+        endpoint, request = "/v1/datasets/simulated", "{{ recent_simulation(params, dag_run.run_after) }}"
+        headers = bearer(INGEST)
+    else:
+        raise ValueError(f"unknown dataset source {dataset_source!r}")
     create_dataset = HttpOperator(
         task_id="create_dataset",
         doc_md="Ask ingest to build a dataset for the period; skipped when the run names `dataset_id`.",
         http_conn_id=INGEST,
         method="POST",
-        endpoint="/v1/datasets/simulated",
-        data="{{ recent_simulation(params, dag_run.run_after) }}",
-        headers=bearer(INGEST),
+        endpoint=endpoint,
+        data=request,
+        headers=headers,
         extra_options=QUICK_OPTIONS,
         response_filter=field("dataset_id"),
         pre_execute=skip_if("dataset_id"),

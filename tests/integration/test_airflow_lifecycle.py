@@ -3,13 +3,16 @@
 1. `airflow dags test fraud_training_pipeline` ends in success and leaves its version as the champion.
 2. A running `airflow standalone` (the stack's own component) accepts a trigger of `fraud_retrain_on_alert`
    through its REST API with the monitor's conf, and the run completes and reports its outcome to the monitor
-   (a recording stand-in here: the monitor's action endpoints are built separately).
+   (a recording stand-in here: the monitor's action endpoints are built separately). Its dataset is cut from
+   the stream: a simulated history with its labels is replayed into the stack's Kafka first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +20,14 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pandas as pd
 import pytest
 
+from fraudops.contracts.messages import Label, LabelSource
+from fraudops.kafka import make_producer, start_client
+from fraudops.replay import LABELS_TOPIC, replay
+from fraudops.settings import KafkaSettings
+from fraudops.simulator import SimulatorConfig, derive_labels, simulate
 from fraudops.stack.airflow import airflow_password
 from fraudops.stack.config import StackSettings
 from fraudops.stack.stack import Stack
@@ -41,8 +50,10 @@ pytestmark = pytest.mark.slow
 
 MODEL = "fraud-detector"
 # Small enough for a test, large enough for the gateway's default quality gate (as in the e2e test).
-WORLD = {"name": "airflow-test", "customers": 2000, "terminals": 4000, "days": 60}
+WORLD: dict[str, Any] = {"name": "airflow-test", "customers": 2000, "terminals": 4000, "days": 60}
 TRAINING = {"protocol": {"train_days": 21}}
+# The retraining's stream: a period no other test writes to, so its window holds only these payments.
+STREAM_START = datetime(2012, 1, 2, tzinfo=UTC)
 LIFECYCLE = {
     "create_dataset",
     "wait_for_dataset",
@@ -52,6 +63,46 @@ LIFECYCLE = {
     "promote_challenger",
     "promote_champion",
 }
+
+
+async def _send_labels(kafka: KafkaSettings, labels: pd.DataFrame) -> None:
+    """Every label at once: the dataset only needs them in the log before it is built, and a replay interleaving
+    them with the payments waits for each burst (and stops at the last payment, leaving later labels out)."""
+    producer = make_producer(kafka, "test-labels")
+    await start_client(producer, kafka.bootstrap_servers)
+    try:
+        sends = []
+        for tid, fraud, source, known in zip(
+            labels["transaction_id"].astype(str).tolist(),
+            labels["is_fraud"].astype(bool).tolist(),
+            labels["source"].astype(str).tolist(),
+            pd.to_datetime(labels["known_at"], utc=True),
+            strict=True,
+        ):
+            label = Label(
+                transaction_id=tid, is_fraud=fraud, source=LabelSource(source), known_at=known.to_pydatetime()
+            )
+            sends.append(await producer.send(LABELS_TOPIC, value=label.to_avro(), key=tid.encode()))
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+def _replay_history(stack: RunningStack) -> tuple[datetime, datetime, int, int]:
+    """A simulated history and every label of it into the stack's topics; returns its period, how many
+    payments and how many frauds it holds."""
+    kafka = KafkaSettings(bootstrap_servers=stack.settings.kafka_bootstrap)
+    days = int(WORLD["days"])
+    config = SimulatorConfig(n_customers=WORLD["customers"], n_terminals=WORLD["terminals"], n_days=days,
+                             start_date=STREAM_START.date(), seed=21)  # fmt: skip
+    transactions = simulate(config).transactions
+    # Other tests replay simulations too: their labels must not land on these payments.
+    transactions["transaction_id"] = f"af{uuid.uuid4().hex[:6]}-" + transactions["transaction_id"].astype(str)
+    labels = derive_labels(transactions)
+    asyncio.run(replay(transactions, kafka, 0))
+    asyncio.run(_send_labels(kafka, labels))
+    frauds = int(transactions["is_fraud"].sum())
+    return STREAM_START, STREAM_START + timedelta(days=days), len(transactions), frauds
 
 
 def _champion(stack: RunningStack) -> str | None:
@@ -124,13 +175,15 @@ def test_a_retrain_triggered_through_the_rest_api_completes_and_reports_to_the_m
         "generatorURL": "http://127.0.0.1:9090/graph",
         "fingerprint": "4f2b0c1d",
     }
+    replay_started = time.monotonic()
+    start, end, payments, frauds = _replay_history(running_stack)
+    replay_s = time.monotonic() - replay_started
     conf = {
         "action_id": action_id,
         "reason": "live average precision below the floor",
         "alerts": [alert],
-        "window": {"start": (now - timedelta(days=1)).isoformat(), "end": now.isoformat()},
-        # Not part of the monitor's conf: the dataset size this test can afford (the DAG's defaults are larger).
-        "simulation": WORLD,
+        # The monitor's window is 28 days of the newest events; this history needs more for the training below.
+        "window": {"start": start.isoformat(), "end": end.isoformat()},
         "training": TRAINING,
     }
     with recording_server([(200, lambda path, body: {"recorded": True})]) as monitor:
@@ -157,7 +210,7 @@ def test_a_retrain_triggered_through_the_rest_api_completes_and_reports_to_the_m
             run = _trigger_and_wait(settings, conf)
         finally:
             Stack(settings).airflow.stop()
-    print(f"airflow standalone ready in {startup_s:.0f} s; run took {run['duration_s']:.0f} s")
+    print(f"replay {replay_s:.0f} s; airflow standalone ready in {startup_s:.0f} s; run took {run['duration_s']:.0f} s")
 
     assert run["state"] == "success", run
     assert run["tasks"] == {**dict.fromkeys(LIFECYCLE, "success"), "record_success": "success",
@@ -169,6 +222,22 @@ def test_a_retrain_triggered_through_the_rest_api_completes_and_reports_to_the_m
     assert outcomes[0].body["outcome"] == "succeeded"
     assert outcomes[0].body["dag_run_id"] == run["dag_run_id"]
     assert outcomes[0].body["model_version"] == _champion(running_stack)
+
+    # The run's dataset came from the stream: one request (its Idempotency-Key holds across retries).
+    with running_stack.client("ingest", authenticated=False) as ingest:
+        listed = ingest.get("/v1/datasets", params={"limit": 500}).json()
+    built = [
+        d
+        for d in listed
+        if d["source"] == "stream" and d["name"] == "retrain" and datetime.fromisoformat(d["created_at"]) >= now
+    ]
+    assert len(built) == 1, built
+    dataset = built[0]
+    assert dataset["status"] == "ready", dataset
+    assert dataset["report"]["stream"]["start"] == start.isoformat()
+    # Every payment of the window, each fraud labelled: its chargeback was in the log when the job ran.
+    assert (dataset["rows_valid"], dataset["rows_quarantined"]) == (payments, 0)
+    assert dataset["report"]["stream"]["rows_fraud"] == frauds
 
 
 def _trigger_and_wait(settings: StackSettings, conf: dict[str, Any]) -> dict[str, Any]:

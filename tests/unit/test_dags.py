@@ -167,6 +167,11 @@ def test_lifecycle_order_and_policy(facts: dict[str, Any]) -> None:
     assert facts["dags"]["fraud_training_pipeline"]["is_paused_upon_creation"] is True
     assert facts["dags"]["fraud_monitoring_report"]["schedule"] == "0 0 * * *"
     assert facts["dags"]["fraud_training_pipeline"]["schedule"] == "0 3 * * 0"
+    # A retraining learns from the real stream; the scheduled pipeline still asks the simulator.
+    assert retrain["create_dataset"]["endpoint"] == "/v1/datasets/from-stream"
+    assert retrain["create_dataset"]["headers"]["Idempotency-Key"] == "{{ dag.dag_id }}.{{ run_id }}"
+    pipeline = {task["task_id"]: task for task in facts["dags"]["fraud_training_pipeline"]["tasks"]}
+    assert pipeline["create_dataset"]["endpoint"] == "/v1/datasets/simulated"
 
 
 def test_the_airflow_lock_pins_every_package_without_urls() -> None:
@@ -194,6 +199,14 @@ print(json.dumps({
     "no_window": json.loads(c.recent_simulation({**params, "window": None}, datetime(2026, 11, 28, 5, tzinfo=UTC))),
     "training": json.loads(c.training_request("ds-0", {"training": {"protocol": {"train_days": 14}}})),
     "outcome": json.loads(c.outcome_request("failed", "boom", "run-1", None)),
+    "stream": json.loads(c.stream_window({**params, "window_days": 28}, datetime(2026, 11, 28, tzinfo=UTC))),
+    "stream_no_window": json.loads(
+        c.stream_window({"window": None, "window_days": 28}, datetime(2026, 11, 28, 5, tzinfo=UTC))
+    ),
+    "stream_end_only": json.loads(
+        c.stream_window({"window": {"end": "2026-03-08T12:00:00"}, "window_days": 7, "dataset_name": "r1"},
+                        datetime(2026, 11, 28, tzinfo=UTC))
+    ),
 }))
 """
     result = subprocess.run(
@@ -212,3 +225,18 @@ print(json.dumps({
     assert built["window"]["seed"] != built["no_window"]["seed"]
     assert built["training"] == {"protocol": {"train_days": 14}, "dataset_id": "ds-0"}
     assert built["outcome"] == {"outcome": "failed", "detail": "boom", "dag_run_id": "run-1", "model_version": None}
+    assert built["stream"] == {
+        "start": "2026-03-01T00:00:00+00:00",
+        "end": "2026-03-08T12:00:00+00:00",
+        "name": "stream",
+    }
+    assert built["stream_no_window"] == {
+        "start": "2026-10-31T05:00:00+00:00",
+        "end": "2026-11-28T05:00:00+00:00",
+        "name": "stream",
+    }
+    assert built["stream_end_only"] == {
+        "start": "2026-03-01T12:00:00+00:00",
+        "end": "2026-03-08T12:00:00+00:00",
+        "name": "r1",
+    }
