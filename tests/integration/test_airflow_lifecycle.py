@@ -1,10 +1,11 @@
 """The DAGs against the live local stack: real Kafka, MLflow on Postgres, ingest, trainer and registry gateway.
 
 1. `airflow dags test fraud_training_pipeline` ends in success and leaves its version as the champion.
-2. A running `airflow standalone` (the stack's own component) accepts a trigger of `fraud_retrain_on_alert`
-   through its REST API with the monitor's conf, and the run completes and reports its outcome to the monitor
-   (a recording stand-in here: the monitor's action endpoints are built separately). Its dataset is cut from
-   the stream: a simulated history with its labels is replayed into the stack's Kafka first.
+2. The whole retraining loop on real parts: an alert delivered to a monitor starts its action, which
+   triggers `fraud_retrain_on_alert` through a running `airflow standalone`'s REST API (the stack's own
+   component, the monitor's own user); the run cuts its dataset from the stream (a simulated history with
+   its labels is replayed into the stack's Kafka first), trains, promotes, and reports its end to the
+   monitor's action.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from fraudops.stack.stack import Stack
 from tests.support.airflow import (
     airflow_env,
     migrate,
-    recording_server,
     require_airflow,
     run_airflow,
     run_outcome,
@@ -44,6 +44,7 @@ from tests.support.airflow import (
 )
 from tests.support.ports import free_port
 from tests.support.postgres import fresh_database
+from tests.support.service_process import ServiceProcess
 from tests.support.stack import RunningStack, run_cli
 
 pytestmark = pytest.mark.slow
@@ -160,68 +161,70 @@ def airflow_database(postgres_admin_dsn: str) -> Iterator[str]:
         yield dsn
 
 
-def test_a_retrain_triggered_through_the_rest_api_completes_and_reports_to_the_monitor(
-    running_stack: RunningStack, airflow_database: str
+def test_the_monitor_starts_a_retraining_run_that_completes_and_reports_back_to_it(
+    running_stack: RunningStack, airflow_database: str, tmp_path: Path
 ) -> None:
+    """The whole loop on real parts: an alert at the monitor, its action triggers the retraining DAG through
+    Airflow's REST API, the run cuts its dataset from the stream, trains and promotes, and reports its end
+    to the monitor's action."""
     require_airflow()
-    action_id = "act-" + datetime.now(UTC).strftime("%H%M%S%f")
     now = datetime.now(UTC)
-    alert = {
-        "status": "firing",
-        "labels": {"alertname": "FraudLiveAveragePrecisionLow", "severity": "critical"},
-        "annotations": {"summary": "live AP below the floor"},
-        "startsAt": (now - timedelta(minutes=5)).isoformat(),
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://127.0.0.1:9090/graph",
-        "fingerprint": "4f2b0c1d",
-    }
     replay_started = time.monotonic()
     start, end, payments, frauds = _replay_history(running_stack)
     replay_s = time.monotonic() - replay_started
-    conf = {
-        "action_id": action_id,
-        "reason": "live average precision below the floor",
-        "alerts": [alert],
-        # The monitor's window is 28 days of the newest events; this history needs more for the training below.
-        "window": {"start": start.isoformat(), "end": end.isoformat()},
-        "training": TRAINING,
-    }
-    with recording_server([(200, lambda path, body: {"recorded": True})]) as monitor:
-        env = dict(running_stack.env)
-        env.update(
-            {
-                "FRAUDOPS_STACK_AIRFLOW_PORT": str(free_port()),
-                # The DAG's connection to the monitor goes to the recording server.
-                "FRAUDOPS_STACK_MONITOR_PORT": str(monitor.port),
-                "FRAUDOPS_STACK_AIRFLOW_PARALLELISM": "2",
-                "FRAUDOPS_STACK_AIRFLOW_RETRY_DELAY_S": "2",
-                "FRAUDOPS_STACK_START_TIMEOUT_S": "240",
-                "FRAUDOPS_STACK_AIRFLOW_DATABASE_URL": airflow_database,
-            }
-        )
-        settings = StackSettings.model_validate(
-            {k[len("FRAUDOPS_STACK_") :].lower(): v for k, v in env.items() if k.startswith("FRAUDOPS_STACK_")}
-        )
-        started = time.monotonic()
-        up = run_cli(env, "up", "--only", "airflow", "--with-airflow")
-        startup_s = time.monotonic() - started
-        try:
-            assert up.returncode == 0, up.stdout + up.stderr
-            run = _trigger_and_wait(settings, conf)
-        finally:
-            Stack(settings).airflow.stop()
-    print(f"replay {replay_s:.0f} s; airflow standalone ready in {startup_s:.0f} s; run took {run['duration_s']:.0f} s")
+    airflow_port = free_port()
+    monitor = ServiceProcess(
+        "monitor",
+        running_stack,
+        tmp_path,
+        {
+            # Only the alert webhook and the actions here: the stack's own monitor reads the topics.
+            "CONSUME": "false",
+            "DATA_DIR": str(tmp_path / "monitor"),
+            "AIRFLOW__URL": f"http://127.0.0.1:{airflow_port}",
+            "AIRFLOW__USERNAME": "monitor",
+            # The window ends at the alert (no evaluation ran); this history needs more than 28 days.
+            "AIRFLOW__RETRAIN_WINDOW_DAYS": str((end - start).days),
+            "AIRFLOW__RETRAIN_CONF": json.dumps({"training": TRAINING}),
+        },
+    )
+    env = dict(running_stack.env)
+    env.update(
+        {
+            "FRAUDOPS_STACK_AIRFLOW_PORT": str(airflow_port),
+            # The DAG's connection to the monitor goes to this test's monitor.
+            "FRAUDOPS_STACK_MONITOR_PORT": str(monitor.port),
+            "FRAUDOPS_STACK_AIRFLOW_PARALLELISM": "2",
+            "FRAUDOPS_STACK_AIRFLOW_RETRY_DELAY_S": "2",
+            "FRAUDOPS_STACK_START_TIMEOUT_S": "240",
+            "FRAUDOPS_STACK_AIRFLOW_DATABASE_URL": airflow_database,
+        }
+    )
+    settings = StackSettings.model_validate(
+        {k[len("FRAUDOPS_STACK_") :].lower(): v for k, v in env.items() if k.startswith("FRAUDOPS_STACK_")}
+    )
+    started = time.monotonic()
+    up = run_cli(env, "up", "--only", "airflow", "--with-airflow")
+    startup_s = time.monotonic() - started
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        monitor.settings["AIRFLOW_PASSWORD"] = airflow_password(settings, "monitor")
+        monitor.start()
+        action = _alert_and_wait(monitor, end)
+        run = _run(settings, action["dag_run_id"])
+    finally:
+        monitor.stop()
+        Stack(settings).airflow.stop()
+    print(f"replay {replay_s:.0f} s; airflow standalone ready in {startup_s:.0f} s; run ended {action['updated_at']}")
 
     assert run["state"] == "success", run
     assert run["tasks"] == {**dict.fromkeys(LIFECYCLE, "success"), "record_success": "success",
                             "record_failure": "skipped"}  # fmt: skip
-    outcomes = [r for r in monitor.requests if r.path == f"/v1/actions/{action_id}/outcome"]
-    assert len(outcomes) == 1, [r.path for r in monitor.requests]
-    assert outcomes[0].method == "POST"
-    assert outcomes[0].headers["Authorization"] == f"Bearer {running_stack.token('monitor')}"
-    assert outcomes[0].body["outcome"] == "succeeded"
-    assert outcomes[0].body["dag_run_id"] == run["dag_run_id"]
-    assert outcomes[0].body["model_version"] == _champion(running_stack)
+    assert action["status"] == "succeeded", action
+    assert action["dag_run_id"] == f"monitor-{action['id']}"
+    assert action["model_version"] == _champion(running_stack)
+    assert run["conf"]["action_id"] == action["id"]
+    assert run["conf"]["alerts"][0]["labels"]["alertname"] == "FraudLiveAccuracyLow"
 
     # The run's dataset came from the stream: one request (its Idempotency-Key holds across retries).
     with running_stack.client("ingest", authenticated=False) as ingest:
@@ -240,38 +243,43 @@ def test_a_retrain_triggered_through_the_rest_api_completes_and_reports_to_the_m
     assert dataset["report"]["stream"]["rows_fraud"] == frauds
 
 
-def _trigger_and_wait(settings: StackSettings, conf: dict[str, Any]) -> dict[str, Any]:
-    """Trigger as the monitor does (its own user, a token from /auth/token) and follow the run to its end."""
+def _alert_and_wait(monitor: ServiceProcess, starts_at: datetime) -> dict[str, Any]:
+    """Deliver a low-accuracy alert as Alertmanager does; wait until the retraining it starts has reported."""
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "FraudLiveAccuracyLow", "category": "accuracy", "model_name": MODEL},
+        "annotations": {"summary": "live AP below the floor"},
+        "startsAt": starts_at.isoformat(),
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://127.0.0.1:9090/graph",
+        "fingerprint": uuid.uuid4().hex[:16],
+    }
+    with monitor.client() as client:
+        received = client.post("/v1/alerts", json={"version": "4", "status": "firing", "alerts": [alert]})
+        assert received.status_code == 202, received.text
+        retrain = [a for a in received.json()["actions"] if a["kind"] == "retrain"]
+        assert len(retrain) == 1, received.json()
+
+        def ended() -> dict[str, Any] | None:
+            current: dict[str, Any] = client.get(f"/v1/actions/{retrain[0]['id']}").json()
+            return current if current["status"] in {"succeeded", "failed"} else None
+
+        action: dict[str, Any] = wait_for(ended, timeout_s=1200, interval_s=3)
+        return action
+
+
+def _run(settings: StackSettings, run_id: str) -> dict[str, Any]:
+    """A DAG run's state, conf and task states, read with the admin's token."""
     base = f"http://{settings.host}:{settings.airflow_port}"
     with httpx.Client(base_url=base, timeout=60) as client:
-        login = client.post(
-            "/auth/token", json={"username": "monitor", "password": airflow_password(settings, "monitor")}
-        )
+        login = client.post("/auth/token", json={"username": "admin", "password": airflow_password(settings)})
         assert login.status_code in (200, 201), login.text
         client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-        # The monitor unpauses before it triggers; its user may (and the DAG starts unpaused anyway).
-        unpaused = client.patch("/api/v2/dags/fraud_retrain_on_alert", json={"is_paused": False})
-        assert unpaused.status_code == 200, unpaused.text
-        triggered = client.post(
-            "/api/v2/dags/fraud_retrain_on_alert/dagRuns", json={"logical_date": None, "conf": conf}
-        )
-        assert triggered.status_code == 200, triggered.text
-        run_id = triggered.json()["dag_run_id"]
-        started = time.monotonic()
-
-        def finished() -> dict[str, Any] | None:
-            try:
-                response = client.get(f"/api/v2/dags/fraud_retrain_on_alert/dagRuns/{quote(run_id)}")
-            except httpx.TimeoutException:
-                return None  # a busy 2-core machine; the next poll asks again
-            run: dict[str, Any] = response.json()
-            return run if run["state"] in {"success", "failed"} else None
-
-        run = wait_for(finished, timeout_s=1200, interval_s=3)
-        listed = client.get(f"/api/v2/dags/fraud_retrain_on_alert/dagRuns/{quote(run_id)}/taskInstances").json()
+        path = f"/api/v2/dags/fraud_retrain_on_alert/dagRuns/{quote(run_id)}"
+        run = client.get(path).json()
+        listed = client.get(f"{path}/taskInstances").json()
     return {
-        "dag_run_id": run_id,
         "state": run["state"],
-        "duration_s": time.monotonic() - started,
+        "conf": run["conf"],
         "tasks": {ti["task_id"]: ti["state"] for ti in listed["task_instances"]},
     }

@@ -33,35 +33,6 @@ PROMETHEUS_DIR = ROOT / "infrastructure" / "prometheus"
 ALERTMANAGER_CONFIG = ROOT / "infrastructure" / "alertmanager" / "alertmanager.yml"
 GRAFANA_DIR = ROOT / "infrastructure" / "grafana"
 
-# The monitor's metrics (the contract of issue #7): histograms also export _bucket, _sum and _count.
-MONITOR_GAUGES_AND_COUNTERS = frozenset(
-    {
-        "fraud_feature_drift_score",
-        "fraud_feature_drifted",
-        "fraud_drift_share",
-        "fraud_new_pattern_drift",
-        "fraud_prediction_drift_score",
-        "fraud_prediction_drifted",
-        "fraud_live_average_precision",
-        "fraud_live_precision",
-        "fraud_live_recall",
-        "fraud_live_card_precision_at_100",
-        "fraud_live_labelled_transactions",
-        "fraud_live_fraud_rate",
-        "fraud_labels_matched_total",
-        "fraud_labels_unmatched_total",
-        "fraud_labels_pending",
-        "fraud_monitor_window_transactions",
-        "fraud_monitor_messages_total",
-        "fraud_monitor_evaluations_total",
-        "fraud_monitor_last_evaluation_timestamp_seconds",
-        "fraud_monitor_alerts_received_total",
-        "fraud_monitor_actions_total",
-    }
-)
-MONITOR_HISTOGRAMS = frozenset(
-    {"fraud_label_delay_seconds", "fraud_monitor_score_ratio", "fraud_monitor_evaluation_duration_seconds"}
-)
 # prometheus-fastapi-instrumentator's default metrics under the platform's "fraud" namespace.
 HTTP_METRICS = frozenset(
     {
@@ -80,12 +51,10 @@ def _with_histogram_series(names: frozenset[str]) -> set[str]:
     return {f"{name}{suffix}" for name in names for suffix in ("_bucket", "_sum", "_count")}
 
 
-def scorer_metric_names() -> set[str]:
-    """Every sample name the scorer's domain metrics export, read from the real collectors."""
-    from fraudops_scorer.metrics import ScorerMetrics
-
+def _sample_names(metrics_class: Callable[[CollectorRegistry], object]) -> set[str]:
+    """Every sample name a service's domain metrics export, read from the real collectors."""
     registry = CollectorRegistry()
-    ScorerMetrics(registry)
+    metrics_class(registry)
     names: set[str] = set()
     for family in registry.collect():
         names.add(family.name)
@@ -97,11 +66,22 @@ def scorer_metric_names() -> set[str]:
     return names
 
 
+def scorer_metric_names() -> set[str]:
+    from fraudops_scorer.metrics import ScorerMetrics
+
+    return _sample_names(ScorerMetrics)
+
+
+def monitor_metric_names() -> set[str]:
+    from fraudops_monitor.metrics import MonitorMetrics
+
+    return _sample_names(MonitorMetrics)
+
+
 def known_metric_names() -> set[str]:
-    """Names a dashboard or rule may use: the monitor's contract, the scorer's and every service's metrics."""
+    """Names a dashboard or rule may use: the monitor's, the scorer's and every service's metrics."""
     return (
-        set(MONITOR_GAUGES_AND_COUNTERS)
-        | _with_histogram_series(MONITOR_HISTOGRAMS)
+        monitor_metric_names()
         | set(HTTP_METRICS)
         | _with_histogram_series(HTTP_HISTOGRAMS)
         | {"fraud_http_rejected_requests_total", "fraud_service_info"}

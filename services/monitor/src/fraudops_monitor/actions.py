@@ -222,6 +222,7 @@ class ActionDispatcher:
         end = last.window_end if last and last.window_end else alert.startsAt
         start = end - timedelta(days=self.settings.airflow.retrain_window_days)
         return {
+            **self.settings.airflow.retrain_conf,
             "action_id": record.id,
             "reason": record.reason,
             "alerts": [alert.model_dump(mode="json")],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -105,6 +105,9 @@ class AirflowSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     # The retraining data window ends at the alert and reaches back this far.
     retrain_window_days: int = Field(default=28, ge=1, le=365)
+    # More of the retraining run's conf (e.g. {"training": {...}}, {"auto_promote": false}); the monitor's own
+    # keys (action_id, reason, alerts, window) win.
+    retrain_conf: dict[str, Any] = {}
 
 
 class MonitorSettings(ServiceSettings):
