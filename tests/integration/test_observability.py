@@ -190,8 +190,13 @@ def test_fraudops_up_starts_alertmanager_and_prometheus_on_request(running_stack
         assert "ready" in rows["prometheus"]
         assert "ready" in rows["alertmanager"]
         assert status.returncode == 0, status.stdout
-        response = httpx.get(f"{stack.prometheus.url}/api/v1/targets", timeout=5)
-        jobs = {target["labels"]["job"] for target in response.json()["data"]["activeTargets"]}
+        # Prometheus is ready before its first target discovery has run: the list fills a moment later.
+        jobs: set[str] = set()
+        deadline = time.monotonic() + 30
+        while not set(SERVICE_NAMES) <= jobs and time.monotonic() < deadline:
+            response = httpx.get(f"{stack.prometheus.url}/api/v1/targets", timeout=5)
+            jobs = {target["labels"]["job"] for target in response.json()["data"]["activeTargets"]}
+            time.sleep(0.5)
         assert set(SERVICE_NAMES) <= jobs
     finally:
         assert stack.prometheus.stop()
