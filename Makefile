@@ -76,6 +76,10 @@ lint: $(VENV)/.synced ## ruff (lint and format) and mypy over every package and 
 contracts: $(VENV)/.synced ## Regenerate contracts/openapi/*.json from the apps
 	$(BIN)/fraudops contracts generate
 
+.PHONY: config-reference
+config-reference: $(VENV)/.synced ## Regenerate docs/configuration.md (every environment variable) from the settings classes
+	$(BIN)/fraudops config-reference
+
 lock: $(BIN)/python ## Re-resolve requirements.in into requirements.lock and each service's subset
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION) uv==$(UV_VERSION)
 	bash infrastructure/lock.sh $(BIN)/uv

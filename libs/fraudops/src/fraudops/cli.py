@@ -124,6 +124,28 @@ def contracts_check() -> None:
     typer.echo("OpenAPI documents match the code")
 
 
+@app.command("config-reference")
+def config_reference(
+    check: Annotated[
+        bool, typer.Option("--check", help="Check the file instead of writing it; exit 1 if it differs.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="File to write (default: docs/configuration.md in the checkout).")
+    ] = None,
+) -> None:
+    """Write the configuration reference (every environment variable) from the settings classes."""
+    from fraudops.settings_reference import is_stale, reference_path, write_reference
+
+    target = output or reference_path()
+    if check:
+        if is_stale(target):
+            typer.echo(f"{target} differs from the settings classes; run `make config-reference`", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{target} matches the settings classes")
+        return
+    typer.echo(f"wrote {write_reference(target)}")
+
+
 @topics_app.command("create")
 def topics_create(
     bootstrap: Annotated[str, typer.Option(help="Kafka bootstrap servers.")] = "127.0.0.1:9092",

@@ -44,9 +44,15 @@ def check_secret(name: str, value: str) -> None:
 class KafkaSettings(BaseModel):
     """How a service reaches the Kafka cluster."""
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    client_id_prefix: str = "fraudops"
-    request_timeout_ms: int = Field(default=10_000, ge=1_000, le=120_000)
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka brokers to start from (host:port, comma-separated)."
+    )
+    client_id_prefix: str = Field(
+        default="fraudops", description="Start of the client id the service shows to the brokers."
+    )
+    request_timeout_ms: int = Field(
+        default=10_000, ge=1_000, le=120_000, description="How long a request to a broker may take before it fails."
+    )
 
 
 class ServiceSettings(BaseSettings):
@@ -56,13 +62,19 @@ class ServiceSettings(BaseSettings):
 
     service_name: ClassVar[str] = "service"
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
-    # Larger request bodies are refused with 413 before they are read into memory.
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
-    # Bearer tokens accepted on write endpoints, keyed by the principal they identify.
-    tokens: dict[str, SecretStr]
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server listens on.")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Lowest level logged.")
+    # Refused before they are read, so a huge body cannot fill the memory.
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest request body accepted; larger ones get 413.",
+    )
+    tokens: dict[str, SecretStr] = Field(
+        description='Bearer tokens accepted on write endpoints, keyed by the principal they identify: `{"principal": "token"}`.'
+    )
 
     @field_validator("tokens")
     @classmethod
