@@ -38,7 +38,9 @@ class ServiceProcess:
 
     def environment(self) -> dict[str, str]:
         prefix = env_prefix(self.service)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDOPS_")}
+        # Not MLflow's own variables either: mlflow.set_tracking_uri() in the test process exports one, and a
+        # service must find MLflow through its settings alone, as it does when deployed.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAUDOPS_", "MLFLOW_"))}
         env.update(
             {
                 "FRAUDOPS_SECRETS_DIR": str(self.stack.settings.secrets_dir),

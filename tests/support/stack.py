@@ -20,7 +20,9 @@ FRAUDOPS = str(Path(sys.executable).with_name("fraudops"))
 
 
 def stack_environment(state_dir: Path, mlflow_backend: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDOPS_")}
+    # MLFLOW_TRACKING_URI too: mlflow.set_tracking_uri() in the test process exports it, and a service that
+    # inherited it would find MLflow even where the stack forgot to tell it where MLflow is.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAUDOPS_", "MLFLOW_"))}
     root = repo_root()
     assert root is not None
     env.update(

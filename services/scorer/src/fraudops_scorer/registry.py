@@ -34,9 +34,14 @@ class RegistryReader:
     """Reads the registered model's aliases and tags and loads the versions they point at (blocking calls)."""
 
     def __init__(self, settings: ScorerSettings) -> None:
+        import mlflow
         from mlflow import MlflowClient
 
         configure_mlflow_environment(settings.mlflow_request_retries, settings.mlflow_request_timeout_s)
+        # Process-wide as well: MLflow resolves a `models:/` artifact URI against the global registry URI
+        # whatever the client was given, and that is a local SQLite file unless set here.
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mlflow.set_registry_uri(settings.mlflow_tracking_uri)
         self.settings = settings
         self.client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
 
