@@ -54,7 +54,11 @@ async def startup(app: FastAPI) -> Sequence[Probe]:
         evaluator,
         ActionLog(settings.data_dir / "actions.json"),
         AirflowClient(
-            settings.airflow.url, settings.airflow.username, settings.airflow_password, settings.airflow.timeout_s
+            settings.airflow.url,
+            settings.airflow.username,
+            settings.airflow_password,
+            settings.airflow.timeout_s,
+            unconfigured="retraining needs Airflow: set FRAUDOPS_MONITOR_AIRFLOW__URL and FRAUDOPS_MONITOR_AIRFLOW_PASSWORD",
         ),
         GatewayClient(settings.gateway_url, settings.gateway_token),
     )
