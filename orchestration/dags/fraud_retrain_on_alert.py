@@ -56,11 +56,12 @@ with DAG(
             description='{"start": iso8601, "end": iso8601}: the event times of the dataset cut from the stream.',
         ),
         "window_days": Param(
-            28,
+            59,
             type="integer",
             minimum=1,
             maximum=120,
-            description="The window's length when the conf gives no start (ending at its end, or the run's time).",
+            description="The window's length when the conf gives no start (ending at its end, or the run's time): "
+            "38 days of feature history before the protocol's 7 + 7 + 7 train, delay and test days.",
         ),
         "model_name": Param("fraud-detector", type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
         "dataset_id": Param(

@@ -225,7 +225,7 @@ def test_card_testing_fires_the_new_pattern_rule_and_triggers_retraining_once(ru
         end = pd.Timestamp(conf["window"]["end"])
         first_day = scenario.rows["event_time"].min().floor("D")
         assert first_day + pd.Timedelta(days=DRIFT_START_DAY) <= end <= scenario.rows["event_time"].max()
-        assert (end - pd.Timestamp(conf["window"]["start"])).days == 28
+        assert (end - pd.Timestamp(conf["window"]["start"])).days == 59
 
     # The retraining DAG reports how it ended.
     with scenario.monitor.client() as client:

@@ -133,8 +133,15 @@ class AirflowSettings(BaseModel):
     username: str = Field(default="admin", description="Airflow user the monitor signs in as.")
     retrain_dag_id: str = Field(default="fraud_retrain_on_alert", description="DAG a retraining action triggers.")
     timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one request to Airflow.")
+    # The trainer places train, delay and test weeks (7 + 7 + 7 by default) at the end of its dataset and
+    # computes features from the dataset alone: the 38 days before them (30-day windows after a 7-day label
+    # delay, and a day) must be in it too, or the training rows get the features of customers without a past.
     retrain_window_days: int = Field(
-        default=28, ge=1, le=365, description="Days of data before the alert that retraining trains on."
+        default=59,
+        ge=1,
+        le=365,
+        description="Days of data before the alert that retraining builds its dataset from: the features' 38-day "
+        "horizon plus the training protocol's train, delay and test days.",
     )
     retrain_conf: dict[str, Any] = Field(
         default={},
