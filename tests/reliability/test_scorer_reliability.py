@@ -193,6 +193,14 @@ def test_two_instances_in_one_group_give_the_results_of_one(
                 )
             outcomes.append(_assert_one_verdict_each(run.scores(idle_s=5), transactions))
         one, two = outcomes
+        # Both against the offline definition first, so a failure says which run went wrong and where.
+        expected = expected_scores(transactions, labels)
+        times = transactions.set_index(transactions["transaction_id"].astype(str))["event_time"]
+        for name, final in (("one instance", one), ("two instances", two)):
+            actual = pd.Series({tid: final[tid].score for tid in expected.index})
+            wrong = actual[(actual - expected).abs() > 1e-6]
+            first = ", ".join(f"{tid} ({times[tid]})" for tid in wrong.index[:5])
+            assert wrong.empty, f"{name}: {len(wrong)} scores differ from the offline features', first at {first}"
         for transaction_id, result in one.items():
             other = two[transaction_id]
             assert (other.score, other.decision, other.reasons) == (result.score, result.decision, result.reasons)

@@ -134,20 +134,29 @@ class SharedState:
         pending = {tp for tp in every if starts[tp] < targets[tp]}
         consumer.pause(*[tp for tp in owned if tp not in pending])
         merge = _TimeOrderedMerge(tp for tp in pending if tp.topic == topics.transactions)
+        owned_transactions = [tp for tp in owned if tp.topic == topics.transactions]
         while pending:
             records = await consumer.getmany(*pending, timeout_ms=500, max_records=20_000)
             for tp, batch in records.items():
                 if tp.topic == topics.labels:
                     self._observe_labels(batch)
-                else:
-                    rows, _ = self.decoder.decode([r.value for r in batch if r.offset < targets[tp]])
-                    merge.add(tp, rows)
+                    continue
+                if tp in owned:
+                    # Scoring takes the partition on from the committed offset: what lies beyond is its to feed.
+                    batch = [r for r in batch if r.offset < targets[tp]]
+                # A followed partition's records written since its end was asked are state all the same: the
+                # reader goes on from past them, so dropping them here would lose them for good.
+                rows, _ = self.decoder.decode([r.value for r in batch])
+                merge.add(tp, rows)
             for tp in list(pending):
                 if await consumer.position(tp) >= targets[tp]:
                     pending.discard(tp)
                     merge.exhausted(tp)
                     if tp in owned:
                         consumer.pause(tp)
+            # Once an owned partition is read up to where its scoring resumes, the others run on ahead of it;
+            # the store must not forget, behind them, the history that partition's next payments look back on.
+            self.store.hold(merge.frontier(owned_transactions))
             ready = merge.take()
             if ready is not None:
                 ready = first_sightings(self.store, ready)
@@ -305,6 +314,14 @@ class _TimeOrderedMerge:
 
     def exhausted(self, tp: TopicPartition) -> None:
         self._open.discard(tp)
+
+    def frontier(self, partitions: Sequence[TopicPartition]) -> int | None:
+        """The oldest newest-time read among `partitions`: -1 (before everything) when one has no rows read,
+        None when there are no partitions."""
+        if not partitions:
+            return None
+        times = [self.newest.get(tp) for tp in partitions]
+        return min(t for t in times if t is not None) if None not in times else -1
 
     def take(self) -> TransactionRows | None:
         """The rows every partition still being read has gone past, sorted by time (None if there are none)."""
