@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 SERVICES := ingest trainer scorer monitor registry-gateway
 PYTEST_TIERS ?= tests
 
-.PHONY: help setup up down status test test-unit test-integration lint contracts lock bench
+.PHONY: help setup up down demo status test test-unit test-integration lint contracts lock bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -64,6 +64,10 @@ up: setup ## Start the local stack (Kafka, MLflow, the five services) on 127.0.0
 
 down: ## Stop the local stack
 	@if [ -x $(BIN)/fraudops ]; then $(BIN)/fraudops down; fi
+
+# DEMO_ARGS passes options through, e.g. `make demo DEMO_ARGS="--small --no-airflow"`.
+demo: setup ## The whole lifecycle on the local stack (started or reused): dataset, champion, stream, drift, retraining
+	$(BIN)/fraudops demo $(DEMO_ARGS)
 
 status: setup ## Show each part of the local stack and its health
 	$(BIN)/fraudops status

@@ -66,6 +66,25 @@ def up(
 
 
 @app.command()
+def demo(
+    small: Annotated[
+        bool, typer.Option("--small", help="A smaller world (minutes instead of a quarter hour).")
+    ] = False,
+    no_airflow: Annotated[
+        bool, typer.Option("--no-airflow", help="Train through the services directly instead of Airflow's DAGs.")
+    ] = False,
+    output: Annotated[Path, typer.Option(help="Folder for the report (plots, summary, HTML index).")] = Path(
+        "demo-output"
+    ),
+) -> None:
+    """The whole lifecycle on the local stack: dataset, champion, live stream, drift, alert, retrained champion."""
+    from fraudops.demo.run import DemoOptions, run_demo
+    from fraudops.demo.world import FULL, SMALL
+
+    raise typer.Exit(run_demo(DemoOptions(SMALL if small else FULL, airflow=not no_airflow, output=output)))
+
+
+@app.command()
 def down() -> None:
     """Stop everything `fraudops up` started."""
     from fraudops.stack.stack import Stack
@@ -306,7 +325,8 @@ def main() -> None:
     # aiokafka logs every refused connection; the commands report an unreachable broker themselves.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns a command's `typer.Exit` code instead of exiting with it.
+        code = app(standalone_mode=False)
     except FraudOpsError as exc:
         typer.echo(f"fraudops: {exc.message}", err=True)
         sys.exit(2 if isinstance(exc, ConfigurationError) else 1)
@@ -322,3 +342,5 @@ def main() -> None:
         if callable(show):
             show()
         sys.exit(int(getattr(exc, "exit_code", 2)))
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

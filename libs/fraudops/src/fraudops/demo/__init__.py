@@ -1,0 +1,1 @@
+"""`fraudops demo`: the whole lifecycle on the local stack, told stage by stage."""
