@@ -53,7 +53,7 @@ trap 'rm -f "$tmp"' EXIT
 cat >"$tmp" <<ENV
 # Written by \`make compose-env\` (infrastructure/compose/make-env.sh); see .env.example for each variable.
 COMPOSE_PROJECT_NAME=fraudops
-COMPOSE_PROFILES=core
+COMPOSE_PROFILES=full
 
 POSTGRES_PASSWORD=$(secret)
 MLFLOW_DB_PASSWORD=$(secret)

@@ -32,8 +32,10 @@ SERVICES: dict[str, type[ServiceSettings]] = {
     "registry-gateway": RegistryGatewaySettings,
 }
 MONITORING = {"prometheus", "alertmanager", "grafana"}
-AIRFLOW = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor"}
-CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES, *MONITORING, *AIRFLOW}
+AIRFLOW = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+# The issue's `core` profile: Kafka, Postgres, MinIO, MLflow and the services (with their one-shot jobs).
+CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES}
+FULL = {*CORE, *MONITORING, *AIRFLOW}
 ONE_SHOT = {"kafka-init", "minio-init", "airflow-init"}
 # A tag that names a release: digits in it (1.2.3, 17.11, RELEASE.2025-...), never "latest".
 RELEASE_TAG = re.compile(r"^[\w.-]+(/[\w.-]+)*:[\w.-]*\d[\w.-]*(@sha256:[0-9a-f]{64})?$")
@@ -113,14 +115,55 @@ def generated_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-all_services = pytest.mark.parametrize("name", sorted(CORE))
+def enabled(profiles: set[str]) -> set[str]:
+    """The services compose starts with these profiles active: those without `profiles`, and those sharing one."""
+    return {
+        name for name, service in services().items() if "profiles" not in service or profiles & set(service["profiles"])
+    }
+
+
+def active_profiles(env_file: Path) -> set[str]:
+    """COMPOSE_PROFILES of an env file as compose reads it: comma-separated, blanks ignored."""
+    value = read_env_file(env_file).get("COMPOSE_PROFILES", "")
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+all_services = pytest.mark.parametrize("name", sorted(FULL))
 app_services = pytest.mark.parametrize("name", sorted(SERVICES))
 
 
-def test_the_core_stack_is_complete_and_in_the_core_profile() -> None:
-    assert set(services()) == CORE
+def test_the_stack_is_complete_and_every_service_names_its_profiles() -> None:
+    assert set(services()) == FULL
     for name, service in services().items():
-        assert service.get("profiles") == ["core"], name
+        expected = ["core", "full"] if name in CORE else ["full"]
+        assert service.get("profiles") == expected, name
+
+
+def test_the_core_profile_is_the_core_and_the_full_profile_everything() -> None:
+    assert enabled({"core"}) == CORE
+    assert enabled({"full"}) == FULL
+    assert enabled(set()) == set(), "no service starts by accident when no profile is chosen"
+
+
+@pytest.mark.parametrize("profile", ["core", "full"])
+def test_every_profile_is_closed_under_depends_on(profile: str) -> None:
+    """Compose refuses to start a service whose required dependency is in no active profile."""
+    started = enabled({profile})
+    for name in started:
+        for dependency, spec in services()[name].get("depends_on", {}).items():
+            if spec.get("required", True):
+                assert dependency in started, f"{name} ({profile}) depends on {dependency}, which is not in {profile}"
+
+
+def test_the_default_is_the_full_stack(generated_env: Path) -> None:
+    assert enabled(active_profiles(ENV_EXAMPLE)) == FULL
+    assert enabled(active_profiles(generated_env)) == FULL
+
+
+def test_the_core_runs_without_airflow_or_monitoring() -> None:
+    """The monitor names Airflow only by URL (retraining), never as a dependency compose would enforce."""
+    for name in CORE:
+        assert not set(services()[name].get("depends_on", {})) & (AIRFLOW | MONITORING), name
 
 
 @all_services
@@ -331,7 +374,7 @@ def test_make_env_writes_every_required_variable_privately_and_keeps_an_existing
 ) -> None:
     values = read_env_file(generated_env)
     assert referenced_variables(required_only=True) <= set(values)
-    assert values["COMPOSE_PROFILES"] == "core"
+    assert values["COMPOSE_PROFILES"] == "full"
     assert stat.S_IMODE(generated_env.stat().st_mode) == 0o600
     for name in referenced_variables(required_only=True) - {"MINIO_ROOT_USER"}:
         secrets = list(yaml.safe_load(values[name]).values()) if name.endswith("_TOKENS") else [values[name]]
@@ -404,21 +447,23 @@ def test_make_env_gives_alertmanager_the_monitors_alertmanager_token(generated_e
 def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their_airflow_tokens(
     generated_env: Path,
 ) -> None:
-    """api-server, scheduler and dag-processor share one image and configuration; the DAGs' connections
-    point at the services on the compose network with each service's "airflow" principal token."""
+    """api-server, scheduler, dag-processor and triggerer share one image and configuration; the DAGs'
+    connections point at the services on the compose network with each service's "airflow" principal token."""
     dotenv = read_env_file(generated_env)
-    api, scheduler, processor = (
-        services()[n] for n in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+    api, scheduler, processor, triggerer = (
+        services()[n] for n in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
     )
     assert api["command"][:2] == ["airflow", "api-server"]
     assert scheduler["command"] == ["airflow", "scheduler"]
     assert processor["command"] == ["airflow", "dag-processor"]
-    assert {api["image"], scheduler["image"], processor["image"], services()["airflow-init"]["image"]} == {
+    assert triggerer["command"] == ["airflow", "triggerer"]
+    assert {services()[name]["image"] for name in AIRFLOW} == {
         "${FRAUDOPS_IMAGE_PREFIX:-fraudops}/airflow:${FRAUDOPS_IMAGE_TAG:-dev}"
     }
     assert api["ports"] == ["127.0.0.1:${FRAUDOPS_AIRFLOW_PORT:-8080}:8080"]
     env = {key: interpolate(value, dotenv) for key, value in environment(scheduler).items()}
-    assert env == {key: interpolate(value, dotenv) for key, value in environment(processor).items()}
+    for other in (processor, triggerer):
+        assert env == {key: interpolate(value, dotenv) for key, value in environment(other).items()}
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://airflow:")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
     assert (
@@ -448,6 +493,17 @@ def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their
         assert services()[name]["volumes"] == ["airflow-home:/opt/airflow/home"]
 
 
+def test_the_triggerer_runs_beside_the_scheduler_and_checks_its_own_job() -> None:
+    triggerer = services()["airflow-triggerer"]
+    # Airflow 3's CLI: the triggerer's job row, on this container's hostname, must have a live heartbeat.
+    check = triggerer["healthcheck"]["test"]
+    assert " ".join(check) == "CMD airflow jobs check --job-type TriggererJob --local"
+    assert "ports" not in triggerer, "the triggerer serves nothing to the host"
+    assert triggerer["depends_on"] == {"airflow-init": {"condition": "service_completed_successfully"}}
+    assert triggerer["profiles"] == services()["airflow-scheduler"]["profiles"]
+    assert triggerer["build"] == services()["airflow-scheduler"]["build"]
+
+
 def test_airflow_image_holds_the_pinned_lock_and_the_dags() -> None:
     dockerfile = (ROOT / "infrastructure" / "airflow" / "Dockerfile").read_text(encoding="utf-8")
     assert "--require-hashes" in dockerfile
@@ -456,3 +512,5 @@ def test_airflow_image_holds_the_pinned_lock_and_the_dags() -> None:
     lock = (ROOT / "infrastructure" / "airflow" / "requirements.lock").read_text(encoding="utf-8")
     for package in ("apache-airflow==", "apache-airflow-providers-http==", "psycopg==", "asyncpg=="):
         assert f"\n{package}" in lock, package
+    # api-server, dag-processor and `jobs check --job-type DagProcessorJob` exist from Airflow 3 on.
+    assert re.search(r"^apache-airflow==3\.", lock, re.MULTILINE)
