@@ -28,12 +28,16 @@ from fraudops.stack.stack import Stack
 # When the demo starts the stack itself: timers that let a drift alert fire within seconds, not minutes.
 DEMO_PROMETHEUS_INTERVAL_S = 2.0
 DEMO_ALERT_FOR_MAX_S = 10.0
-DEMO_MONITOR_ENVIRONMENT = {
+DEMO_SERVICE_ENVIRONMENT = {
     "FRAUDOPS_MONITOR_EVALUATION_INTERVAL_S": "5",
     "FRAUDOPS_MONITOR_AIRFLOW__RETRAIN_CONF": json.dumps({"training": RETRAIN_TRAINING}),
     "FRAUDOPS_MONITOR_AIRFLOW__RETRAIN_WINDOW_DAYS": str(RETRAIN_WINDOW_DAYS),
     # The stream runs days of event time per minute: a 6-hour cooldown of wall time would be meaningless.
     "FRAUDOPS_MONITOR_POLICY__COOLDOWN_S": "600",
+    # A retraining started by the alert is judged on a test week that holds the new pattern, which no version
+    # has learned yet: ROC AUC dips to about 0.75, the gate's default floor. The floor goes to 0.70 here; the
+    # check that decides, no worse than the champion on the same data, stays as it is.
+    "FRAUDOPS_REGISTRY_GATEWAY_GATE__MIN_ROC_AUC": "0.70",
 }
 
 
@@ -58,7 +62,7 @@ def start_stack(options: DemoOptions, console: Console) -> tuple[Stack, list[str
             "alertmanager_group_interval_s": 5.0,
         }
     stack = Stack(settings.model_copy(update=updates))
-    for key, value in DEMO_MONITOR_ENVIRONMENT.items():
+    for key, value in DEMO_SERVICE_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
     started: list[str] = []
 

@@ -194,12 +194,12 @@ class AirflowRuns:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                state, tasks = asyncio.run(self.client.run_state(dag_id, run_id))
+                run = asyncio.run(self.client.run_state(dag_id, run_id))
             except DependencyUnavailableError:
                 time.sleep(3)  # the API server restarts a worker now and then; the run goes on
                 continue
-            on_poll(state, tasks)
-            if state in FINISHED_RUN_STATES:
-                return state
+            on_poll(run.state, run.tasks)
+            if run.state in FINISHED_RUN_STATES:
+                return run.state
             time.sleep(3)
         raise StageFailed(f"Airflow run {dag_id}/{run_id} did not finish within {timeout_s:.0f} s")

@@ -20,6 +20,7 @@ from rich.table import Table
 from fraudops.demo.services import (
     MODEL_NAME,
     AirflowRuns,
+    Sample,
     StackClients,
     StageFailed,
     histogram_quantile,
@@ -228,11 +229,9 @@ class Story:
             f"{self.world.size.rate:,.0f}/s, {len(labels):,} labels as they become known"
         )
         before = self.clients.metrics("scorer")
-        scored_before = (
-            before["fraud_scorer_messages_in_total"].total() if "fraud_scorer_messages_in_total" in before else 0
-        )
+        scored_before = _total(before, "fraud_scorer_messages_in_total")
         started = time.monotonic()
-        with Live(self._live_table(figures, 0, started), console=self.console, refresh_per_second=1) as live:
+        with Live(self._live_table(before, 0, started), console=self.console, refresh_per_second=1) as live:
             sent = [0]
 
             def progress(done: int, total: int) -> None:
@@ -244,16 +243,17 @@ class Story:
                 )
                 while not task.done():
                     await asyncio.sleep(1)
-                    live.update(self._live_table(figures, sent[0], started))
+                    live.update(self._live_table(before, sent[0], started))
                 await task
 
             asyncio.run(run())
             self._wait_caught_up(len(payments), timeout_s=300, scored_before=scored_before)
-            live.update(self._live_table(figures, len(payments), started))
-        after = self.clients.metrics("scorer")
+            live.update(self._live_table(before, len(payments), started))
         figures.sent += len(payments)
         figures.seconds += time.monotonic() - started
-        self._latency(figures, before, after)
+        figures.latency_p50_ms, figures.latency_p99_ms, decisions = scorer_delta(before, self.clients.metrics("scorer"))
+        for decision, count in decisions.items():
+            figures.decisions[decision] = figures.decisions.get(decision, 0) + count
         self.say(
             f"  [green]scored {len(payments):,}[/] in {figures.seconds:.0f} s: {figures.throughput:,.0f} tx/s, "
             f"latency p50 {figures.latency_p50_ms:.1f} ms, p99 {figures.latency_p99_ms:.1f} ms (Kafka append → "
@@ -268,58 +268,38 @@ class Story:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             metrics = self.clients.metrics("scorer")
-            lag = (
-                metrics["fraud_scorer_consumer_lag_messages"].total()
-                if "fraud_scorer_consumer_lag_messages" in metrics
-                else 1
-            )
-            read = (
-                metrics["fraud_scorer_messages_in_total"].total() if "fraud_scorer_messages_in_total" in metrics else 0
-            )
+            lag = _total(metrics, "fraud_scorer_consumer_lag_messages", missing=1)
+            read = _total(metrics, "fraud_scorer_messages_in_total")
             if lag == 0 and (scored_before is None or read - scored_before >= count):
                 return
             time.sleep(1)
         raise StageFailed(f"the scorer did not catch up with {count:,} payments within {timeout_s:.0f} s")
 
-    def _latency(self, figures: StreamFigures, before: dict[str, Any], after: dict[str, Any]) -> None:
-        start, end = latency_buckets(before, LATENCY_METRIC), latency_buckets(after, LATENCY_METRIC)
-        delta = {bound: count - start.get(bound, 0.0) for bound, count in end.items()}
-        if delta:
-            figures.latency_p50_ms = histogram_quantile(delta, 0.5) * 1000
-            figures.latency_p99_ms = histogram_quantile(delta, 0.99) * 1000
-        decisions_before = before.get("fraud_scorer_decisions_total")
-        decisions_after = after.get("fraud_scorer_decisions_total")
-        if decisions_after is not None:
-            for decision in ("APPROVE", "REVIEW", "DECLINE"):
-                change = decisions_after.total(decision=decision) - (
-                    decisions_before.total(decision=decision) if decisions_before else 0
-                )
-                figures.decisions[decision] = figures.decisions.get(decision, 0) + int(change)
-
-    def _live_table(self, figures: StreamFigures, sent: int, started: float) -> Table:
+    def _live_table(self, before: dict[str, Sample], sent: int, started: float) -> Table:
         elapsed = max(time.monotonic() - started, 1e-9)
         table = Table(show_header=True, header_style="bold")
-        for column in ("sent", "tx/s", "scorer lag", "serving", "drift share", "new pattern", "live AP", "alerts"):
+        columns = ("sent", "tx/s", "lag", "p50/p99 ms", "review/decline", "serving", "drift", "new pattern",
+                   "live AP", "alerts")  # fmt: skip
+        for column in columns:
             table.add_column(column)
         scorer = self.clients.metrics("scorer")
-        lag = (
-            scorer["fraud_scorer_consumer_lag_messages"].total()
-            if "fraud_scorer_consumer_lag_messages" in scorer
-            else 0
-        )
+        p50, p99, decisions = scorer_delta(before, scorer)
         last = self._last_evaluation()
         drift = (last or {}).get("drift") or {}
         performance = (last or {}).get("performance") or {}
-        alerts = sorted({a["labels"]["alertname"] for a in self.clients.prometheus_alerts() if a["state"] == "firing"})
+        firing = {a["labels"]["alertname"] for a in self.clients.prometheus_alerts() if a["state"] == "firing"}
         table.add_row(
             f"{sent:,}",
             f"{sent / elapsed:,.0f}",
-            f"{lag:,.0f}",
+            f"{_total(scorer, 'fraud_scorer_consumer_lag_messages'):,.0f}",
+            f"{p50:.0f}/{p99:.0f}",
+            f"{decisions['REVIEW']:,}/{decisions['DECLINE']:,}",
             f"v{self.clients.serving_version() or '-'}",
             _fmt(drift.get("drift_share"), "{:.0%}"),
             str(drift.get("new_pattern_drift", "-")),
             _fmt(performance.get("average_precision"), "{:.3f}"),
-            ", ".join(alerts) or "-",
+            # Without the common prefix the names fit the table.
+            ", ".join(sorted(name.removeprefix("Fraud") for name in firing)) or "-",
         )
         return table
 
@@ -372,7 +352,8 @@ class Story:
         self.outcome.alerts = sorted({a["labels"]["alertname"] for a in self.clients.prometheus_alerts()})
         actions: list[dict[str, Any]] = self.clients.call("monitor", "GET", "/v1/actions", 200)
         self.outcome.actions = actions
-        remediations = [a for a in actions if a["kind"] != "report" and a["status"] != "suppressed"]
+        # Pending: the monitor is still calling Airflow; the answer (running, or failed) decides who retrains.
+        remediations = [a for a in actions if a["kind"] != "report" and a["status"] not in {"suppressed", "pending"}]
         recent = [a for a in remediations if a["created_at"] >= self.outcome_started]
         return recent[-1] if recent else None
 
@@ -436,6 +417,32 @@ class Story:
                 return found
             time.sleep(2)
         raise StageFailed(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _total(metrics: dict[str, Sample], name: str, missing: float = 0.0) -> float:
+    return metrics[name].total() if name in metrics else missing
+
+
+def scorer_delta(before: dict[str, Sample], after: dict[str, Sample]) -> tuple[float, float, dict[str, int]]:
+    """Latency p50 and p99 in ms (Kafka append → score acknowledged) and decisions between two scrapes."""
+    start, end = latency_buckets(before, LATENCY_METRIC), latency_buckets(after, LATENCY_METRIC)
+    delta = {bound: count - start.get(bound, 0.0) for bound, count in end.items()}
+    p50 = histogram_quantile(delta, 0.5) * 1000 if delta else float("nan")
+    p99 = histogram_quantile(delta, 0.99) * 1000 if delta else float("nan")
+    decisions = {}
+    for decision in ("APPROVE", "REVIEW", "DECLINE"):
+        was = (
+            before["fraud_scorer_decisions_total"].total(decision=decision)
+            if "fraud_scorer_decisions_total" in before
+            else 0
+        )
+        now = (
+            after["fraud_scorer_decisions_total"].total(decision=decision)
+            if "fraud_scorer_decisions_total" in after
+            else 0
+        )
+        decisions[decision] = int(now - was)
+    return p50, p99, decisions
 
 
 def _fmt(value: Any, pattern: str) -> str:
