@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 
+from fraudops.airflow_api import AirflowClient
 from fraudops.contracts.messages import Label, LabelSource
 from fraudops.kafka import make_producer, start_client
 from fraudops.replay import LABELS_TOPIC, replay
@@ -269,17 +269,9 @@ def _alert_and_wait(monitor: ServiceProcess, starts_at: datetime) -> dict[str, A
 
 
 def _run(settings: StackSettings, run_id: str) -> dict[str, Any]:
-    """A DAG run's state, conf and task states, read with the admin's token."""
-    base = f"http://{settings.host}:{settings.airflow_port}"
-    with httpx.Client(base_url=base, timeout=60) as client:
-        login = client.post("/auth/token", json={"username": "admin", "password": airflow_password(settings)})
-        assert login.status_code in (200, 201), login.text
-        client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-        path = f"/api/v2/dags/fraud_retrain_on_alert/dagRuns/{quote(run_id)}"
-        run = client.get(path).json()
-        listed = client.get(f"{path}/taskInstances").json()
-    return {
-        "state": run["state"],
-        "conf": run["conf"],
-        "tasks": {ti["task_id"]: ti["state"] for ti in listed["task_instances"]},
-    }
+    """A DAG run's state, conf and task states, read with the admin's token (the client the demo uses)."""
+    client = AirflowClient(
+        f"http://{settings.host}:{settings.airflow_port}", "admin", SecretStr(airflow_password(settings)), 60
+    )
+    run = asyncio.run(client.run_state("fraud_retrain_on_alert", run_id))
+    return {"state": run.state, "conf": run.conf, "tasks": run.tasks}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
@@ -17,6 +19,14 @@ from fraudops.errors import ConfigurationError, DependencyUnavailableError, Frau
 
 # A run in one of these states will not change any more.
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
+
+
+@dataclass(frozen=True)
+class DagRunState:
+    state: str
+    conf: dict[str, Any]
+    tasks: dict[str, str]
+    """Each task's state ("none" while not scheduled)."""
 
 
 class RequestRefused(FraudOpsError):
@@ -76,12 +86,13 @@ class AirflowClient:
         raise_for_status(response, f"Airflow trigger {dag_id}")
         return str(response.json().get("dag_run_id", run_id))
 
-    async def run_state(self, dag_id: str, run_id: str) -> tuple[str, dict[str, str]]:
-        """The run's state and each of its tasks' states (None while not scheduled: "none")."""
+    async def run_state(self, dag_id: str, run_id: str) -> DagRunState:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
         async with self._session() as client:
-            run = await client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            run = await client.get(path)
             raise_for_status(run, f"Airflow run {dag_id}/{run_id}")
-            tasks = await client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+            tasks = await client.get(f"{path}/taskInstances")
             raise_for_status(tasks, f"Airflow task instances of {dag_id}/{run_id}")
+        body = run.json()
         states = {t["task_id"]: str(t.get("state") or "none") for t in tasks.json()["task_instances"]}
-        return str(run.json()["state"]), states
+        return DagRunState(str(body["state"]), dict(body.get("conf") or {}), states)
