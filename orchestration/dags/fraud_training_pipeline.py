@@ -8,8 +8,6 @@ quarantined too many rows, when training failed, or when the version failed the 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import DAG, Param
 from service_calls import DEFAULT_ARGS, MACROS, lifecycle_tasks
 
@@ -17,7 +15,9 @@ with DAG(
     dag_id="fraud_training_pipeline",
     description="Train, validate and promote a fraud model through ingest, trainer and registry gateway",
     schedule="0 3 * * 0",
-    start_date=datetime(2026, 1, 4),
+    # No start date: once switched on (a run triggered through the REST API switches it on too), the schedule
+    # waits for the next Sunday instead of running the past one at once, which would queue in front of the
+    # triggered run (one run at a time) and train a model nobody asked for.
     catchup=False,
     max_active_runs=1,
     # Turning a weekly training on is an operator's decision; a paused DAG keeps triggered runs queued.
