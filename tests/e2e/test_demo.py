@@ -67,7 +67,7 @@ def test_the_small_demo_tells_the_whole_lifecycle(tmp_path: Path) -> None:
         # 3. Every payment sent through Kafka got a score, the retrained champion's on the tail.
         scored = asyncio.run(drain(stack.settings.kafka_bootstrap, "scores", idle_s=5, timeout_s=300))
         scored_ids = {record.key.decode() for record in scored if record.key is not None}
-        stream_end = world.day(SMALL.history_days + SMALL.stream_days)
+        stream_end = world.stream_end
         sent = world.between(world.start, stream_end)
         missing = set(sent["transaction_id"]) - scored_ids
         assert not missing, f"{len(missing)} payments without a score, e.g. {sorted(missing)[:5]}"

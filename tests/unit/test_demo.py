@@ -15,7 +15,7 @@ from fraudops.demo.services import histogram_quantile, parse_metrics
 from fraudops.demo.story import scorer_delta
 from fraudops.demo.world import DemoSize, simulate_world
 
-TINY = DemoSize("tiny", customers=60, history_days=20, stream_days=6, drift_day=2, tail_days=2, rate=100)
+TINY = DemoSize("tiny", customers=60, history_days=20, stream_days=6, drift_day=2, rate=100)
 
 
 def _scrape(counts: dict[str, float], decisions: dict[str, float]) -> str:
@@ -54,14 +54,14 @@ def test_the_world_has_a_history_a_stream_with_a_drift_and_ids_of_its_own() -> N
     times = world.transactions["event_time"]
     # The stream ends before the day the world was made for: ingest accepts no rows from the future.
     assert times.max() < pd.Timestamp("2026-03-01", tz="UTC")
-    assert world.history()["event_time"].max() < world.stream_start <= world.drift_start < world.tail_start
+    assert world.history()["event_time"].max() < world.stream_start <= world.drift_start < world.stream_end
     assert world.transactions["transaction_id"].str.startswith("dtest1-").all()
     assert world.transactions["terminal_id"].str.startswith("dtest1-").all()
     # Frauds are confirmed within four days, none before their payment.
     frauds = world.labels[world.labels["is_fraud"]].merge(world.transactions, on="transaction_id")
     delays = (frauds["known_at"] - frauds["event_time"]).dt.total_seconds() / 86_400
     assert delays.between(0, 4).all()
-    assert len(world.between(world.stream_start, world.tail_start)) > 0
+    assert len(world.between(world.drift_start, world.stream_end)) > 0
 
 
 def test_live_average_precision_splits_the_stream_at_the_drift_and_the_new_champion() -> None:

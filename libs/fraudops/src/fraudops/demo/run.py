@@ -120,7 +120,11 @@ def check_log_is_free(stack: Stack, world: DemoWorld) -> None:
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> int:
-    console = console or Console(soft_wrap=True)
+    if console is None:
+        console = Console(soft_wrap=True)
+        if not console.is_terminal:
+            # Logs and CI: rich would otherwise squeeze the live table into 80 columns.
+            console = Console(soft_wrap=True, width=160)
     console.rule("[bold]fraudops demo")
     stack: Stack | None = None
     started: list[str] = []
@@ -158,20 +162,27 @@ def _tell(options: DemoOptions, stack: Stack, clients: StackClients, console: Co
 
     console.print("[bold]3. stream live payments[/]")
     story.replay_history()
-    story.stream(world.stream_start, world.tail_start, story.outcome.stream, "live stream (a new pattern starts)")
+    end = world.stream_end
+    reached = story.stream(
+        world.stream_start,
+        end,
+        story.outcome.stream,
+        "live stream (a new pattern starts on the way)",
+        until=lambda: story.drift_evaluation() is not None,
+    )
 
     console.print("[bold]4. drift, alert, retraining[/]")
     new_champion = story.respond_to_drift(champion)
     metrics["new"] = clients.version(new_champion)["metrics"]
-    end = world.day(world.size.history_days + world.size.stream_days)
-    story.stream(world.tail_start, end, story.outcome.tail, "the retrained champion takes over")
+    if reached < end:
+        story.stream(reached, end, story.outcome.tail, "the retrained champion takes over")
 
     console.print("[bold]5. summary and report[/]")
     streamed = world.between(world.stream_start, end)
     scores = collect_scores(stack.settings.kafka_bootstrap, streamed)
     story.outcome.streamed_ids = len(streamed)
     story.outcome.scored_ids = int(scores["score"].notna().sum())
-    story._drift_evaluation()  # the evaluations up to now, for the timelines
+    story.drift_evaluation()  # the evaluations up to now, for the timelines
     story.outcome.actions = clients.call("monitor", "GET", "/v1/actions", 200)
     live_ap = live_average_precision(scores, story.outcome.drift_start, new_champion)
     index = write_report(

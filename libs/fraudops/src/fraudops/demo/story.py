@@ -39,6 +39,11 @@ TRAINING_TIMEOUT_S = 1_800.0
 # payments to learn from), then the usual delay and test weeks; its dataset also holds the features' horizon
 # before them, since the trainer computes features from the dataset alone.
 RETRAIN_WINDOW_DAYS = FEATURE_HORIZON_DAYS + 14 + 7 + 7
+# The stream goes out in steps of event time, and slows down once the new pattern has started: the monitor's
+# alert then comes while its "now" is a day or so past the start, so the retraining's test week is mostly the
+# known world (no version can have learned a pattern whose chargebacks are still arriving).
+STREAM_STEP = timedelta(hours=6)
+SLOWDOWN_AFTER_DRIFT = 0.25
 RETRAIN_TRAINING: dict[str, Any] = {"protocol": {"train_days": 14}}
 
 
@@ -221,44 +226,64 @@ class Story:
         asyncio.run(replay(payments, self.kafka, rate=0, labels=labels))
         self._wait_caught_up(len(payments), timeout_s=900)
 
-    def stream(self, start: datetime, end: datetime, figures: StreamFigures, title: str) -> None:
-        payments = self.world.between(start, end)
-        labels = self._labels_known(start, end)
+    def stream(
+        self,
+        start: datetime,
+        end: datetime,
+        figures: StreamFigures,
+        title: str,
+        until: Callable[[], bool] | None = None,
+    ) -> datetime:
+        """Stream [start, end) in steps of event time, each step's labels with it; stop early once `until()`
+        holds, and then slow down once the new pattern has begun, so the monitor's "now" is still close to the
+        drift's start when it notices. Returns the event time reached."""
+        slower = f" ({self.world.size.rate * SLOWDOWN_AFTER_DRIFT:,.0f}/s once the new pattern runs)" if until else ""
         self.say(
-            f"  {title}: {len(payments):,} payments ({start:%Y-%m-%d} to {end:%Y-%m-%d}) at "
-            f"{self.world.size.rate:,.0f}/s, {len(labels):,} labels as they become known"
+            f"  {title}: payments from {start:%Y-%m-%d %H:%M} at {self.world.size.rate:,.0f}/s{slower}, "
+            "labels as they become known"
         )
         before = self.clients.metrics("scorer")
         scored_before = _total(before, "fraud_scorer_messages_in_total")
         started = time.monotonic()
+        sent = [0]
+        reached = start
         with Live(self._live_table(before, 0, started), console=self.console, refresh_per_second=1) as live:
-            sent = [0]
 
-            def progress(done: int, total: int) -> None:
-                sent[0] = done
+            async def run(payments: pd.DataFrame, labels: pd.DataFrame, rate: float) -> None:
+                done_before = sent[0]
 
-            async def run() -> None:
-                task = asyncio.create_task(
-                    replay(payments, self.kafka, rate=self.world.size.rate, labels=labels, progress=progress)
-                )
+                def progress(done: int, total: int) -> None:
+                    sent[0] = done_before + done
+
+                task = asyncio.create_task(replay(payments, self.kafka, rate=rate, labels=labels, progress=progress))
                 while not task.done():
                     await asyncio.sleep(1)
                     live.update(self._live_table(before, sent[0], started))
                 await task
 
-            asyncio.run(run())
-            self._wait_caught_up(len(payments), timeout_s=300, scored_before=scored_before)
-            live.update(self._live_table(before, len(payments), started))
-        figures.sent += len(payments)
+            while reached < end:
+                step_end = min(reached + STREAM_STEP, end)
+                payments = self.world.between(reached, step_end)
+                rate = self.world.size.rate
+                if until is not None and reached >= self.world.drift_start:
+                    rate *= SLOWDOWN_AFTER_DRIFT
+                asyncio.run(run(payments, self._labels_known(reached, step_end), rate))
+                reached = step_end
+                if until is not None and until():
+                    break
+            self._wait_caught_up(sent[0], timeout_s=300, scored_before=scored_before)
+            live.update(self._live_table(before, sent[0], started))
+        figures.sent += sent[0]
         figures.seconds += time.monotonic() - started
         figures.latency_p50_ms, figures.latency_p99_ms, decisions = scorer_delta(before, self.clients.metrics("scorer"))
         for decision, count in decisions.items():
             figures.decisions[decision] = figures.decisions.get(decision, 0) + count
         self.say(
-            f"  [green]scored {len(payments):,}[/] in {figures.seconds:.0f} s: {figures.throughput:,.0f} tx/s, "
-            f"latency p50 {figures.latency_p50_ms:.1f} ms, p99 {figures.latency_p99_ms:.1f} ms (Kafka append → "
-            f"score acknowledged); decisions {figures.decisions}"
+            f"  [green]scored {sent[0]:,}[/] up to {reached:%Y-%m-%d %H:%M} in {figures.seconds:.0f} s: "
+            f"{figures.throughput:,.0f} tx/s, latency p50 {figures.latency_p50_ms:.1f} ms, p99 "
+            f"{figures.latency_p99_ms:.1f} ms (Kafka append → score acknowledged); decisions {figures.decisions}"
         )
+        return reached
 
     def _labels_known(self, start: datetime, end: datetime) -> pd.DataFrame:
         labels = self.world.labels
@@ -318,7 +343,7 @@ class Story:
             f"{self.world.drift_start:%Y-%m-%d %H:%M} event time; waiting for the monitor"
             + (", Prometheus and Alertmanager" if observed else " (Prometheus is not running: its evaluations decide)")
         )
-        detected = self._wait(lambda: self._drift_evaluation(), ALERT_TIMEOUT_S, "the monitor to measure the drift")
+        detected = self._wait(lambda: self.drift_evaluation(), ALERT_TIMEOUT_S, "the monitor to measure the drift")
         self.outcome.drift_detected_window_end = detected["window_end"]
         self.say(f"  [yellow]drift measured[/] on the window ending {detected['window_end']}: {_drift_line(detected)}")
         if observed:
@@ -337,7 +362,7 @@ class Story:
         self._retrain_here(detected)
         return self._new_champion(champion)
 
-    def _drift_evaluation(self) -> dict[str, Any] | None:
+    def drift_evaluation(self) -> dict[str, Any] | None:
         evaluations: list[dict[str, Any]] = self.clients.call(
             "monitor", "GET", "/v1/evaluations", 200, params={"limit": 1000}
         )

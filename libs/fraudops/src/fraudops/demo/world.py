@@ -29,15 +29,13 @@ class DemoSize:
     stream_days: int
     drift_day: int
     """Day of the stream on which the drift scenario starts."""
-    tail_days: int
-    """Last days of the stream, held back until the retrained champion serves, to show it taking over."""
     rate: float
     """Transactions per second of the live stream."""
 
 
-FULL = DemoSize("full", customers=3_000, history_days=120, stream_days=36, drift_day=12, tail_days=4, rate=1_000)
+FULL = DemoSize("full", customers=3_000, history_days=120, stream_days=36, drift_day=12, rate=1_000)
 # The gate's card precision@100 needs a few dozen frauds a day: 1,500 customers is about the least that has them.
-SMALL = DemoSize("small", customers=1_500, history_days=60, stream_days=14, drift_day=5, tail_days=3, rate=1_000)
+SMALL = DemoSize("small", customers=1_500, history_days=60, stream_days=14, drift_day=5, rate=1_000)
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,8 @@ class DemoWorld:
         return self.day(self.size.history_days + self.size.drift_day)
 
     @property
-    def tail_start(self) -> datetime:
-        return self.day(self.size.history_days + self.size.stream_days - self.size.tail_days)
+    def stream_end(self) -> datetime:
+        return self.day(self.size.history_days + self.size.stream_days)
 
     def between(self, start: datetime, end: datetime) -> pd.DataFrame:
         times = self.transactions["event_time"]
