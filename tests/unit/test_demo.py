@@ -3,16 +3,18 @@ the world's periods and ids, and live average precision by period."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fraudops.demo.report import live_average_precision
+from fraudops.demo.report import live_average_precision, write_report
 from fraudops.demo.services import histogram_quantile, parse_metrics
-from fraudops.demo.story import scorer_delta
+from fraudops.demo.story import Outcome, scorer_delta
 from fraudops.demo.world import DemoSize, simulate_world
 
 TINY = DemoSize("tiny", customers=60, history_days=20, stream_days=6, drift_day=2, rate=100)
@@ -81,3 +83,30 @@ def test_live_average_precision_splits_the_stream_at_the_drift_and_the_new_champ
     assert figures["before drift"] == pytest.approx(1.0)
     assert figures["retrained champion"] == pytest.approx(1.0)
     assert figures["drift, first champion"] == pytest.approx(scores.loc[150:299, "is_fraud"].mean())
+
+
+def test_the_report_folder_holds_the_summary_the_plots_and_an_index(tmp_path: Path) -> None:
+    outcome = Outcome(run_tag="dtest2", world_date="2026-03-01", stream_start="2026-01-01T00:00:00+00:00")
+    outcome.drift_start = "2026-01-10T00:00:00+00:00"
+    outcome.actions = [{"id": "a1", "kind": "report", "status": "succeeded", "alertname": "X", "detail": "<b>"}]
+    outcome.evaluations = [
+        {"window_end": f"2026-01-{day:02d}T00:00:00+00:00", "drift": {"drift_share": day / 30},
+         "performance": {"average_precision": 1 - day / 30}}
+        for day in range(1, 20)
+    ]  # fmt: skip
+    rng = np.random.default_rng(2)
+    scores = pd.DataFrame(
+        {
+            "event_time": pd.date_range("2026-01-01", periods=200, freq="2h", tz="UTC"),
+            "is_fraud": rng.integers(0, 2, 200),
+            "score": rng.random(200),
+            "model_version": ["1"] * 120 + ["2"] * 80,
+        }
+    )
+    index = write_report(tmp_path, outcome, scores, {"first": {"roc_auc": 0.8}}, {"before drift": 0.5},
+                         {"MLflow": "http://127.0.0.1:5000"}, {})  # fmt: skip
+    for name in ("pr_curve.png", "score_distribution.png", "drift_timeline.png", "live_ap.png", "summary.json"):
+        assert (tmp_path / name).stat().st_size > 500, name
+    page = index.read_text()
+    assert "&lt;b&gt;" in page  # what the services said is escaped
+    assert json.loads((tmp_path / "summary.json").read_text())["run_tag"] == "dtest2"

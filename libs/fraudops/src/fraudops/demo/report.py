@@ -146,14 +146,16 @@ def _timeline(plt: Any, outcome: Outcome, section: str, key: str, title: str) ->
         for e in outcome.evaluations
         if e.get("window_end") and e.get(section)
     ]
-    points = [(t, v) for t, v in points if isinstance(v, int | float)]
+    # The live stream only: evaluations during the history's replay describe months no one is watching.
+    since = pd.Timestamp(outcome.stream_start) if outcome.stream_start else None
+    points = [(t, v) for t, v in points if isinstance(v, int | float) and (since is None or t >= since)]
     if points:
         times, values = zip(*sorted(points), strict=True)
         axes.plot(times, values, marker=".")
     if outcome.drift_start:
         axes.axvline(pd.Timestamp(outcome.drift_start), color="red", linestyle="--", label="new fraud pattern starts")
         axes.legend()
-    axes.set_title(f"{title} (monitor evaluations, by event time)")
+    axes.set_title(f"{title} (monitor evaluations of the live stream, by event time)")
     figure.autofmt_xdate()
     return figure
 

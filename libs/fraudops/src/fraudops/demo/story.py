@@ -72,6 +72,7 @@ class Outcome:
     training_via: str = ""
     stream: StreamFigures = field(default_factory=StreamFigures)
     tail: StreamFigures = field(default_factory=StreamFigures)
+    stream_start: str = ""
     drift_start: str = ""
     drift_detected_window_end: str | None = None
     alerts: list[str] = field(default_factory=list)
@@ -97,7 +98,9 @@ class Story:
         self.airflow = airflow
         self.console = console
         self.output = output
-        self.outcome = Outcome(run_tag=world.tag, world_date=world.today.isoformat())
+        self.outcome = Outcome(
+            run_tag=world.tag, world_date=world.today.isoformat(), stream_start=world.stream_start.isoformat()
+        )
         self.kafka = KafkaSettings(bootstrap_servers=clients.settings.kafka_bootstrap)
 
     def say(self, text: str) -> None:
