@@ -43,7 +43,7 @@ def summary_table(outcome: Outcome, metrics: dict[str, dict[str, float]], live_a
         (f"first champion v{outcome.first_champion} (trained via {outcome.training_via})", _metrics(metrics.get("first"))),
         (f"retrained champion v{outcome.new_champion} ({outcome.retrain_via})", _metrics(metrics.get("new"))),
         ("streamed payments scored", f"{outcome.scored_ids:,} of {outcome.streamed_ids:,}"),
-        ("throughput (steady stream)", f"{outcome.stream.throughput:,.0f} tx/s"),
+        ("throughput (live stream, paced by the demo)", f"{outcome.stream.throughput:,.0f} tx/s"),
         ("latency p50 / p99 (Kafka append → score acknowledged)",
          f"{outcome.stream.latency_p50_ms:.1f} / {outcome.stream.latency_p99_ms:.1f} ms"),
         ("decisions", ", ".join(f"{k} {v:,}" for k, v in outcome.stream.decisions.items())),
