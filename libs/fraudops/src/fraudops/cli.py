@@ -76,12 +76,19 @@ def demo(
     output: Annotated[Path, typer.Option(help="Folder for the report (plots, summary, HTML index).")] = Path(
         "demo-output"
     ),
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh", help="Stop the local stack and delete its state first (needed to rerun on a stack that ran one)."
+        ),
+    ] = False,
 ) -> None:
     """The whole lifecycle on the local stack: dataset, champion, live stream, drift, alert, retrained champion."""
     from fraudops.demo.run import DemoOptions, run_demo
     from fraudops.demo.world import FULL, SMALL
 
-    raise typer.Exit(run_demo(DemoOptions(SMALL if small else FULL, airflow=not no_airflow, output=output)))
+    options = DemoOptions(SMALL if small else FULL, airflow=not no_airflow, output=output, fresh=fresh)
+    raise typer.Exit(run_demo(options))
 
 
 @app.command()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,8 @@ class DemoOptions:
     airflow: bool
     output: Path
     seed: int = 7
+    fresh: bool = False
+    """Stop the local stack and delete its state first (Kafka's log, MLflow's local store, datasets)."""
 
 
 def start_stack(options: DemoOptions, console: Console) -> tuple[Stack, list[str]]:
@@ -62,6 +65,16 @@ def start_stack(options: DemoOptions, console: Console) -> tuple[Stack, list[str
             "alertmanager_group_interval_s": 5.0,
         }
     stack = Stack(settings.model_copy(update=updates))
+    if options.fresh:
+        # A demo's world must not overlap an earlier one's in event time: starting afresh is the way to rerun.
+        stack.down(report=lambda name, outcome: console.print(f"  {name}: {outcome}"))
+        state = stack.settings.state_dir
+        if state.exists():
+            # Only ever a folder the stack made (FRAUDOPS_STACK_STATE_DIR may point anywhere).
+            if not any((state / part).is_dir() for part in ("run", "secrets", "kafka")):
+                raise StageFailed(f"{state} does not look like a fraudops stack's state folder: not removing it")
+            shutil.rmtree(state)
+            console.print(f"  removed {state}")
     for key, value in DEMO_SERVICE_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
     started: list[str] = []
@@ -115,7 +128,7 @@ def check_log_is_free(stack: Stack, world: DemoWorld) -> None:
         raise StageFailed(
             f"this stack's Kafka log already holds payments up to {latest:%Y-%m-%d %H:%M} (an earlier demo?), "
             f"after this demo's world starts ({world.start:%Y-%m-%d}): the monitor's windows would mix both. "
-            f"Stop the stack (`fraudops down`), remove its state ({stack.settings.state_dir}) and run again."
+            f"Run `fraudops demo --fresh` to stop the stack and remove its state ({stack.settings.state_dir}) first."
         )
 
 
