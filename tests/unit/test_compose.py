@@ -37,6 +37,8 @@ AIRFLOW = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-d
 CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES}
 FULL = {*CORE, *MONITORING, *AIRFLOW}
 ONE_SHOT = {"kafka-init", "minio-init", "airflow-init"}
+# The user each image that receives a secret file runs as (uid = gid): Alertmanager's nobody, Postgres' postgres.
+IMAGE_USERS = {"prom/alertmanager": "65534", "postgres": "999"}
 # A tag that names a release: digits in it (1.2.3, 17.11, RELEASE.2025-...), never "latest".
 RELEASE_TAG = re.compile(r"^[\w.-]+(/[\w.-]+)*:[\w.-]*\d[\w.-]*(@sha256:[0-9a-f]{64})?$")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|DATABASE_URL")
@@ -228,12 +230,54 @@ def test_images_are_pinned(name: str) -> None:
 @all_services
 def test_no_secret_is_written_in_the_file(name: str) -> None:
     for key, value in environment(services()[name]).items():
-        if SECRET_KEY.search(key) and not key.endswith("KEY_ID"):
+        if key.endswith("_FILE"):
+            # The image reads the secret from a file: it must be one of the service's own secrets.
+            mounted = {f"/run/secrets/{secret_source(entry)}" for entry in services()[name].get("secrets", [])}
+            assert value in mounted, f"{name}: {key}={value} is not a secret file of the service"
+        elif SECRET_KEY.search(key) and not key.endswith("KEY_ID"):
             assert REQUIRED_REFERENCE.search(value), f"{name}: {key} must come from ${{VAR:?...}}"
         # user:password@ in a URL: the password must be a required reference, never a literal.
         masked = ANY_REFERENCE.sub(lambda m: "<required>" if m.group(2) == ":?" else "<other>", value)
         for password in CREDENTIALS_IN_URL.findall(masked):
             assert password == "<required>", f"{name}: {key} has a password that is not ${{VAR:?...}}"
+
+
+def secret_source(entry: str | dict[str, Any]) -> str:
+    return entry if isinstance(entry, str) else str(entry["source"])
+
+
+@all_services
+def test_secret_files_reach_a_container_compose_can_write_and_its_user_can_read(name: str) -> None:
+    """Compose copies a secret that is not a host file into the root filesystem: it refuses a read_only
+    service that has one, and recent versions make the copy root-only unless the service says whose it is."""
+    service = services()[name]
+    declared = compose().get("secrets") or {}
+    for entry in service.get("secrets", []):
+        source = secret_source(entry)
+        assert source in declared, f"{name}: secret {source} is not declared"
+        assert set(declared[source]) == {"environment"}, "secrets come from .env (make compose-env)"
+        assert service.get("read_only") is not True, f"{name} is read_only: compose cannot copy {source} into it"
+        assert isinstance(entry, dict), f"{name}: {source} in long form, owned by the image's user"
+        assert entry.get("mode") == "0400"
+        assert entry.get("uid") == entry.get("gid") == IMAGE_USERS[str(service["image"]).split(":")[0]], name
+
+
+def test_every_secret_is_used_and_its_variable_generated_and_documented(generated_env: Path) -> None:
+    declared = compose()["secrets"]
+    used = {secret_source(entry) for service in services().values() for entry in service.get("secrets", [])}
+    assert used == set(declared)
+    variables = {spec["environment"] for spec in declared.values()}
+    assert variables <= set(read_env_file(generated_env))
+    example = read_env_file(ENV_EXAMPLE)
+    for variable in variables:
+        with pytest.raises(ValueError, match=r"shorter|placeholder"):
+            check_secret(variable, example[variable])
+
+
+def test_images_come_from_registries_that_still_serve_them() -> None:
+    """MinIO deleted minio/minio and minio/mc from Docker Hub (September 2026); quay.io keeps serving them."""
+    for name in ("minio", "minio-init"):
+        assert str(services()[name]["image"]).startswith("quay.io/minio/"), name
 
 
 @all_services
@@ -271,8 +315,11 @@ def test_published_ports_bind_to_loopback_by_default(name: str) -> None:
 def test_containers_are_hardened(name: str) -> None:
     service = services()[name]
     assert service.get("security_opt") == ["no-new-privileges:true"]
-    if name in SERVICES or name in MONITORING:
+    if name in SERVICES or name in {"prometheus", "grafana"}:
         assert service.get("read_only") is True
+    if name == "grafana":
+        # Its default log mode also writes files under /var/log/grafana, which a read-only root refuses.
+        assert environment(service)["GF_LOG_MODE"] == "console"
     if name in SERVICES or name in {"mlflow", "kafka-init"} or name in AIRFLOW:
         assert service.get("read_only") is True
         assert "/tmp" in service.get("tmpfs", [])
@@ -424,7 +471,7 @@ def test_prometheus_scrapes_every_service_and_loads_the_rules() -> None:
 def test_alertmanager_posts_to_the_monitor_with_the_token_secret() -> None:
     alertmanager = services()["alertmanager"]
     assert "--cluster.listen-address=" in alertmanager["command"]
-    (secret,) = alertmanager["secrets"]
+    (secret,) = (secret_source(entry) for entry in alertmanager["secrets"])
     assert compose()["secrets"][secret] == {"environment": "ALERTMANAGER_WEBHOOK_TOKEN"}
     config = yaml.safe_load((ROOT / "infrastructure" / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
     webhooks = [hook for receiver in config["receivers"] for hook in receiver.get("webhook_configs", [])]

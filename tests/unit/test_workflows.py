@@ -179,6 +179,23 @@ def test_ci_workflow_covers_every_tier(workflows: dict[str, dict[str, Any]]) -> 
     assert {"unit", *tiers} == folders
 
 
+def test_ci_caches_are_keyed_on_every_lock_the_makefile_installs(workflows: dict[str, dict[str, Any]]) -> None:
+    """A lock left out of the key restores a stale uv cache after that lock changes."""
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    synced = set(re.findall(r"uv pip sync [^\n]*?([\w/.-]+\.lock)", makefile))
+    assert {
+        "requirements.lock",
+        "infrastructure/tools/checkov.lock",
+        "infrastructure/airflow/requirements.lock",
+    } <= synced
+    for name, job in jobs(workflows["ci.yml"]).items():
+        for step in steps(job):
+            if str(step.get("uses", "")).startswith("actions/cache@") and step["with"]["path"] == "/tmp/cache/uv":
+                key = step["with"]["key"]
+                for lock in synced:
+                    assert f"'{lock}'" in key, f"{name}: the uv cache key ignores {lock}"
+
+
 # ---------------------------------------------------------------- images.yml and terraform.yml
 
 
