@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,6 +133,28 @@ def check_log_is_free(stack: Stack, world: DemoWorld) -> None:
         )
 
 
+class StageClock:
+    """Prints each stage's title and how long the one before took: where a slow demo spends its time."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    def begin(self, title: str, detail: str = "") -> None:
+        self.end()
+        self.console.print(f"[bold]{title}[/]{detail}")
+        self._current = (title, time.monotonic())
+
+    def end(self) -> dict[str, float]:
+        if self._current is not None:
+            title, began = self._current
+            self.seconds[title] = round(time.monotonic() - began, 1)
+            self.console.print(f"  [dim]{title.split('.')[0]}. took {self.seconds[title]:.0f} s[/]")
+            self._current = None
+        return self.seconds
+
+
 def run_demo(options: DemoOptions, console: Console | None = None) -> int:
     if console is None:
         console = Console(soft_wrap=True)
@@ -142,11 +165,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
     stack: Stack | None = None
     started: list[str] = []
     try:
-        console.print("[bold]0. the local stack[/]")
+        stages = StageClock(console)
+        stages.begin("0. the local stack")
         stack, started = start_stack(options, console)
         clients = StackClients(stack)
         try:
-            return _tell(options, stack, clients, console)
+            return _tell(options, stack, clients, console, stages)
         finally:
             clients.close()
     except KeyboardInterrupt:
@@ -159,9 +183,9 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         return 1
 
 
-def _tell(options: DemoOptions, stack: Stack, clients: StackClients, console: Console) -> int:
+def _tell(options: DemoOptions, stack: Stack, clients: StackClients, console: Console, stages: StageClock) -> int:
     tag = f"d{secrets.token_hex(3)}"
-    console.print(f"[bold]1. simulate and ingest[/] (world {tag}, size {options.size.name})")
+    stages.begin("1. simulate and ingest", f" (world {tag}, size {options.size.name})")
     world = simulate_world(options.size, tag, datetime.now(UTC).date(), options.seed)
     check_log_is_free(stack, world)
     airflow = AirflowRuns(stack) if options.airflow else None
@@ -169,11 +193,11 @@ def _tell(options: DemoOptions, stack: Stack, clients: StackClients, console: Co
     story.outcome_started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     dataset_id = story.ingest_history()
 
-    console.print("[bold]2. train, validate and promote[/]")
+    stages.begin("2. train, validate and promote")
     champion = story.train_champion(dataset_id)
     metrics = {"first": clients.version(champion)["metrics"]}
 
-    console.print("[bold]3. stream live payments[/]")
+    stages.begin("3. stream live payments")
     story.replay_history()
     end = world.stream_end
     reached = story.stream(
@@ -184,13 +208,13 @@ def _tell(options: DemoOptions, stack: Stack, clients: StackClients, console: Co
         until=lambda: story.drift_evaluation() is not None,
     )
 
-    console.print("[bold]4. drift, alert, retraining[/]")
+    stages.begin("4. drift, alert, retraining")
     new_champion = story.respond_to_drift(champion)
     metrics["new"] = clients.version(new_champion)["metrics"]
     if reached < end:
         story.stream(reached, end, story.outcome.tail, "the retrained champion takes over")
 
-    console.print("[bold]5. summary and report[/]")
+    stages.begin("5. summary and report")
     streamed = world.between(world.stream_start, end)
     scores = collect_scores(stack.settings.kafka_bootstrap, streamed)
     story.outcome.streamed_ids = len(streamed)
@@ -198,6 +222,7 @@ def _tell(options: DemoOptions, stack: Stack, clients: StackClients, console: Co
     story.drift_evaluation()  # the evaluations up to now, for the timelines
     story.outcome.actions = clients.call("monitor", "GET", "/v1/actions", 200)
     live_ap = live_average_precision(scores, story.outcome.drift_start, new_champion)
+    story.outcome.stage_seconds = stages.end()
     index = write_report(
         options.output,
         story.outcome,

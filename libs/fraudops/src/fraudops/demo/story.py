@@ -82,6 +82,7 @@ class Outcome:
     streamed_ids: int = 0
     scored_ids: int = 0
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Story:
