@@ -21,6 +21,7 @@ from fraudops.contracts.messages import DeadLetter, Decision, ScoreResult, Trans
 from fraudops.features import FEATURE_NAMES
 from fraudops.features.offline import compute_features
 from fraudops.replay import replay
+from fraudops.settings import KafkaSettings
 from tests.support.kafka import drain
 from tests.support.models import contract_tags, register_version, train_booster
 from tests.support.proxy import SwitchableProxy
@@ -99,6 +100,8 @@ def _poison(valid: Transaction, kind: int) -> bytes:
         return MAGIC + bytes(8) + valid.to_avro()[10:]  # a schema nobody knows
     if kind == 2:
         return valid.to_avro()[:-4]  # truncated
+    if kind == 4:
+        return valid.to_avro() + bytes(KafkaSettings().max_message_bytes)  # above the size limit
     record = valid.model_dump()
     record["amount"] = -5.0  # decodes, but breaks the contract
     return codec.encode("io.fraudops.Transaction", record)
@@ -134,7 +137,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_scored(
         if i % 100 == 50:  # 1 % poison, of every kind
             key = f"poison-{i}".encode()
             poison_keys.add(key)
-            messages.append((key, _poison(transaction, (i // 100) % 4)))
+            messages.append((key, _poison(transaction, (i // 100) % 5)))
     scorer = scorer_run.scorer()
     scorer.start()
     asyncio.run(_produce(scorer_run.stack.settings.kafka_bootstrap, scorer_run.topics.name("transactions"), messages))
@@ -151,8 +154,11 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_scored(
         letter = DeadLetter.from_avro(record.value)
         assert letter.failed_by == "scorer"
         assert letter.original_headers == {"trace": b"t-1"}
-        assert letter.original_value == dict(messages)[record.key]
-        assert headers["error"].decode() in {"corrupt_message", "unknown_schema", "invalid_input"}
+        error = headers["error"].decode()
+        assert error in {"corrupt_message", "unknown_schema", "invalid_input", "oversize_message"}
+        # An oversize value stays in the source topic only: the letter must fit the producer's limit.
+        assert letter.original_value == (None if error == "oversize_message" else dict(messages)[record.key])
+    assert {dict(r.headers)["error"] for r in letters} >= {b"oversize_message", b"corrupt_message"}
     assert {r.transaction_id for r in scorer_run.scores()} == set(transactions["transaction_id"].astype(str))
     wait_for(lambda: scorer.metric("fraud_scorer_consumer_lag_messages") == 0, 30, "lag back to zero")
 

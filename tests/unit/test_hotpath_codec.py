@@ -137,3 +137,24 @@ def test_score_results_encode_byte_for_byte_like_the_model(fallback: bool) -> No
         actual = encoder.encode(expected.transaction_id, expected.customer_id, score, decision, _millis(event), reasons)
         assert actual == expected.to_avro()
         assert ScoreResult.from_avro(actual) == expected
+
+
+def test_an_oversize_message_is_rejected_undecoded_and_its_letter_leaves_the_bytes_out() -> None:
+    from aiokafka import ConsumerRecord
+
+    from fraudops.errors import OversizeMessageError
+    from fraudops.kafka import dead_letter_for
+
+    valid = _transactions(2)
+    # A well-formed header before the padding: only the size can have refused it.
+    oversize = valid[1].to_avro() + b"\x00" * 2048
+    rows, rejected = TransactionDecoder(max_bytes=1024).decode([valid[0].to_avro(), oversize])
+    assert rows.transaction_ids == [valid[0].transaction_id]
+    assert [(r.position, type(r.error)) for r in rejected] == [(1, OversizeMessageError)]
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        "transactions", 0, 41, 0, 0, b"c-1", oversize, None, len(b"c-1"), len(oversize), [("trace", b"t")]
+    )
+    letter = dead_letter_for(record, rejected[0].error, "scorer")
+    assert (letter.error_type, letter.original_offset, letter.original_value) == ("oversize_message", 41, None)
+    assert f"{len(oversize)} bytes" in letter.error_message
+    assert len(letter.to_avro()) < 1024

@@ -1,4 +1,8 @@
-"""Bearer-token authentication for write endpoints."""
+"""Bearer-token authentication and per-action authorisation for write endpoints.
+
+A token names a principal (the service's TOKENS table); the principal's scopes (the service's SCOPES table)
+name the actions it may take. A token of one service means nothing at another: each has its own table.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from fraudops.errors import UnauthorizedError
+from fraudops.errors import ForbiddenError, UnauthorizedError
+from fraudops.settings import ALL_ACTIONS
 
 _bearer = HTTPBearer(auto_error=False, description="Service token (see the service's TOKENS setting).")
 
@@ -32,6 +37,10 @@ def match_principal(token: str, tokens: dict[str, SecretStr]) -> str | None:
     return found
 
 
+def may(grants: list[str], action: str) -> bool:
+    return ALL_ACTIONS in grants or action in grants
+
+
 def require_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -46,3 +55,17 @@ def require_principal(
 
 
 AuthenticatedPrincipal = Annotated[Principal, Depends(require_principal)]
+
+
+@dataclass(frozen=True)
+class RequireAction:
+    """A FastAPI dependency: a known token whose principal's scopes include `action`."""
+
+    action: str
+
+    def __call__(self, request: Request, principal: AuthenticatedPrincipal) -> Principal:
+        grants: list[str] = request.app.state.settings.scopes.get(principal.name, [])
+        if not may(grants, self.action):
+            held = ", ".join(grants) or "none"
+            raise ForbiddenError(f"principal {principal.name!r} may not {self.action} (its scopes: {held})")
+        return principal

@@ -74,3 +74,9 @@ class UnknownSchemaError(MessageDecodeError):
     """The message names a schema this process does not know (or not the one expected)."""
 
     code = "unknown_schema"
+
+
+class OversizeMessageError(MessageDecodeError):
+    """The message is larger than a consumer reads; it is dead-lettered without being decoded."""
+
+    code = "oversize_message"

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from fraudops.contracts.messages import AvroMessage, DeadLetter
-from fraudops.errors import DependencyUnavailableError, FraudOpsError
+from fraudops.errors import DependencyUnavailableError, FraudOpsError, OversizeMessageError
 from fraudops.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -98,15 +98,20 @@ async def send_message(producer: AIOKafkaProducer, topic: str, key: str, message
 def dead_letter_for(
     record: ConsumerRecord[bytes, bytes], error: FraudOpsError | Exception, failed_by: str
 ) -> DeadLetter:
-    """Wrap an unprocessable record byte for byte, with the reason and its origin."""
+    """Wrap an unprocessable record byte for byte, with the reason and its origin.
+
+    An oversize record's value is left out: the letter must fit the producer's request limit, and the value
+    stays in the source topic at the offset the letter names.
+    """
     code = error.code if isinstance(error, FraudOpsError) else error.__class__.__name__
+    oversize = isinstance(error, OversizeMessageError)
     headers: Sequence[tuple[str, bytes]] = record.headers or ()
     return DeadLetter(
         original_topic=record.topic,
         original_partition=record.partition,
         original_offset=record.offset,
         original_key=record.key,
-        original_value=record.value,
+        original_value=None if oversize else record.value,
         original_headers=dict(headers),
         error_type=code,
         error_message=str(error)[:2000],

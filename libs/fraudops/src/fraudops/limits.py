@@ -1,23 +1,40 @@
-"""Request body limit as ASGI middleware: refuses early on Content-Length, counts chunked bodies as they arrive."""
+"""Request limits as ASGI middleware: body size (refused early on Content-Length, counted as chunks arrive)
+and a deadline on the whole exchange, body included."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+Refused = Callable[[str], None]
+"""Told the reason of every request a middleware answers itself, for the rejected-requests counter."""
 
 
 class BodyTooLarge(Exception):
     pass
 
 
+async def send_error(send: Send, status: int, code: str, detail: str) -> None:
+    """The platform's error body (see fraudops.service.ErrorResponse), from below FastAPI."""
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodySizeLimit:
     """Answer 413 when a request body exceeds the limit the app's settings give."""
 
-    def __init__(self, app: ASGIApp, limit: Callable[[Scope], int]) -> None:
+    def __init__(self, app: ASGIApp, limit: Callable[[Scope], int], refused: Refused) -> None:
         self.app = app
         self.limit = limit
+        self.refused = refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,9 +68,39 @@ class BodySizeLimit:
             if not started:
                 await self._refuse(send, limit)
 
-    @staticmethod
-    async def _refuse(send: Send, limit: int) -> None:
-        body = json.dumps({"error": "payload_too_large", "detail": f"request body above {limit} bytes"}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, send: Send, limit: int) -> None:
+        self.refused("payload_too_large")
+        await send_error(send, 413, "payload_too_large", f"request body above {limit} bytes")
+
+
+class RequestTimeout:
+    """Answer 504 when reading the request and answering it takes longer than the app's settings allow."""
+
+    def __init__(self, app: ASGIApp, timeout_s: Callable[[Scope], float], refused: Refused) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+        self.refused = refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        timeout_s = self.timeout_s(scope)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        deadline = asyncio.timeout(timeout_s)
+        try:
+            async with deadline:
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the app's own timeout, not ours: its error handling decides
+            self.refused("request_timeout")
+            log.warning("request timed out", extra={"path": scope.get("path"), "timeout_s": timeout_s})
+            if not started:
+                await send_error(send, 504, "request_timeout", f"the request took longer than {timeout_s:g} s")

@@ -21,12 +21,14 @@ from prometheus_client import (
 )
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from fraudops import __version__
 from fraudops.errors import ConfigurationError, FraudOpsError
 from fraudops.health import Probe, health_router
-from fraudops.limits import BodySizeLimit
+from fraudops.json_guard import JsonBodyGuard
+from fraudops.limits import BodySizeLimit, RequestTimeout
 from fraudops.logs import configure_logging
 from fraudops.settings import ServiceSettings, load_settings
 
@@ -45,6 +47,10 @@ class ErrorResponse(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid bearer token."},
+    403: {
+        "model": ErrorResponse,
+        "description": "The token's principal may not take this action (the SCOPES setting).",
+    },
     422: {"model": ErrorResponse, "description": "The request is invalid; `detail` says why."},
 }
 
@@ -61,10 +67,14 @@ class ServiceMetrics:
         )
         self.rejected_requests = Counter(
             "fraud_http_rejected_requests_total",
-            "Requests refused with a 4xx, by reason.",
+            "Requests refused, by reason: the error code of the answer (unauthorized, forbidden, invalid_input, "
+            "payload_too_large, unsupported_media_type, not_found, request_timeout, ...).",
             ["reason"],
             registry=self.registry,
         )
+
+
+HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable"}
 
 
 def _error_body(code: str, detail: str) -> dict[str, str]:
@@ -78,6 +88,14 @@ def _install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
             metrics.rejected_requests.labels(exc.code).inc()
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(_error_body(exc.code, exc.message), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (no such route, wrong method) in the platform's shape, and counted.
+        code = HTTP_ERROR_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
+        if exc.status_code < 500:
+            metrics.rejected_requests.labels(code).inc()
+        return JSONResponse(_error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -97,11 +115,12 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     startup: Startup,
     shutdown: Shutdown | None = None,
-    upload_limits: Mapping[str, str] | None = None,
+    upload_limits: Mapping[str, tuple[str, str]] | None = None,
 ) -> FastAPI:
     """Build a service app whose settings are loaded at startup, so the app itself can be imported without them.
 
-    `upload_limits` maps a path to the settings field holding its (larger) body limit.
+    `upload_limits` maps a path taking a raw (not JSON) body to the settings fields holding its (larger) body
+    limit and its (longer) timeout.
     """
     upload_limits = upload_limits or {}
     metrics = ServiceMetrics(service)
@@ -128,14 +147,22 @@ def create_service_app(
     app.state.metrics = metrics
     _install_error_handlers(app, metrics)
 
-    def body_limit(scope: Scope) -> int:
+    def limit(scope: Scope, general: str, upload: int) -> Any:
         settings = getattr(app.state, "settings", None)
         if settings is None:
-            return int(ServiceSettings.model_fields["max_body_bytes"].default)
-        setting = upload_limits.get(scope.get("path", ""))
-        return int(getattr(settings, setting) if setting else settings.max_body_bytes)
+            return ServiceSettings.model_fields[general].default
+        fields = upload_limits.get(scope.get("path", ""))
+        return getattr(settings, fields[upload] if fields else general)
 
-    app.add_middleware(BodySizeLimit, limit=body_limit)
+    def refused(reason: str) -> None:
+        metrics.rejected_requests.labels(reason).inc()
+
+    # Added innermost first: the deadline covers everything, the size limit bounds what the JSON guard holds.
+    app.add_middleware(JsonBodyGuard, raw_body=lambda scope: scope.get("path", "") in upload_limits, refused=refused)
+    app.add_middleware(BodySizeLimit, limit=lambda scope: int(limit(scope, "max_body_bytes", 0)), refused=refused)
+    app.add_middleware(
+        RequestTimeout, timeout_s=lambda scope: float(limit(scope, "request_timeout_s", 1)), refused=refused
+    )
     app.include_router(health_router(service))
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)

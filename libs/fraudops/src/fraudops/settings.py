@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fraudops.errors import ConfigurationError
@@ -28,6 +28,8 @@ PLACEHOLDER_MARKERS = (
     "test",
 )
 SECRETS_DIR_ENV = "FRAUDOPS_SECRETS_DIR"
+# In a principal's scopes: every action of the service.
+ALL_ACTIONS = "*"
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -53,6 +55,14 @@ class KafkaSettings(BaseModel):
     request_timeout_ms: int = Field(
         default=10_000, ge=1_000, le=120_000, description="How long a request to a broker may take before it fails."
     )
+    # A transaction is ~100 bytes of Avro; anything near this is not one, and decoding it would only cost memory.
+    max_message_bytes: int = Field(
+        default=65_536,
+        ge=1_024,
+        le=1_048_576,
+        description="Largest message a consumer decodes; a larger one goes to the dead-letter topic undecoded "
+        "(its bytes left out of the letter: they stay in the source topic at the offset the letter names).",
+    )
 
 
 class ServiceSettings(BaseSettings):
@@ -72,9 +82,25 @@ class ServiceSettings(BaseSettings):
         le=1024 * 1024 * 1024,
         description="Largest request body accepted; larger ones get 413.",
     )
+    # A hung dependency or a client trickling its body holds a worker; the upload paths have their own.
+    request_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest time a request may take, body included; a slower one gets 504 (request_timeout).",
+    )
     tokens: dict[str, SecretStr] = Field(
         description='Bearer tokens accepted on write endpoints, keyed by the principal they identify: `{"principal": "token"}`.'
     )
+    scopes: dict[str, list[str]] = Field(
+        default_factory=lambda: {"operator": [ALL_ACTIONS]},
+        description='Actions each principal may take: `{"principal": ["action", ...]}`, `"*"` for all. Every '
+        "principal of TOKENS needs an entry; a request for an action not granted gets 403. Setting it replaces "
+        "the whole default table.",
+    )
+
+    # The write actions this service's endpoints check; the scopes may name only these.
+    actions: ClassVar[tuple[str, ...]] = ()
 
     @field_validator("tokens")
     @classmethod
@@ -84,6 +110,22 @@ class ServiceSettings(BaseSettings):
         for principal, token in tokens.items():
             check_secret(f"token of principal {principal!r}", token.get_secret_value())
         return tokens
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes_name_known_actions(cls, scopes: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        known = (ALL_ACTIONS, *cls.actions)
+        for principal, grants in scopes.items():
+            unknown = [grant for grant in grants if grant not in known]
+            if unknown:
+                raise ValueError(
+                    f"principal {principal!r} has unknown action(s) {', '.join(unknown)}; known: {', '.join(known)}"
+                )
+        # A token that may do nothing is a configuration slip, not a policy: say so at start, not at 3 a.m.
+        unscoped = sorted(set(info.data.get("tokens", {})) - set(scopes))
+        if unscoped:
+            raise ValueError(f"principal(s) {', '.join(unscoped)} have a token but no scopes")
+        return scopes
 
 
 def _env_prefix(settings_cls: type[BaseSettings]) -> str:

@@ -201,7 +201,7 @@ def _default(field: FieldInfo) -> tuple[bool, Any]:
     """(known, value): factories that build containers of plain data are safe to call; the others
     (paths from the working directory or the checkout) would make the reference differ per machine."""
     if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
+        value = field.default_factory()  # type: ignore[call-arg]  # no factory here takes the validated data
         if isinstance(value, BaseModel) or (isinstance(value, (list, tuple, dict)) and _is_plain_data(value)):
             return True, value
         return False, None

@@ -52,7 +52,7 @@ app = create_service_app(
     settings_cls=IngestSettings,
     description="REST intake of transactions, datasets and labels.",
     routers=[router, datasets_router],
-    upload_limits={"/v1/datasets": "max_upload_bytes"},
+    upload_limits={"/v1/datasets": ("max_upload_bytes", "upload_timeout_s")},
     startup=startup,
     shutdown=shutdown,
 )

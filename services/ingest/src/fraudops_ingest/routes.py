@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from fraudops.auth import AuthenticatedPrincipal
+from fraudops.auth import Principal, RequireAction
 from fraudops.contracts.messages import Label, LabelSource, Transaction
 from fraudops.errors import DependencyUnavailableError
 from fraudops.kafka import ManagedProducer
@@ -80,8 +80,10 @@ async def _produce_all(managed: ManagedProducer, sends: list[tuple[str, str, byt
         raise DependencyUnavailableError(f"Kafka did not acknowledge the batch: {exc.__class__.__name__}") from exc
 
 
-def _answer(result: SubmissionResult) -> JSONResponse:
+def _answer(request: Request, result: SubmissionResult) -> JSONResponse:
     nothing_accepted = result.accepted == 0 and result.duplicates == 0
+    if nothing_accepted:
+        request.app.state.metrics.rejected_requests.labels("invalid_input").inc()
     return JSONResponse(result.model_dump(mode="json"), status_code=422 if nothing_accepted else 200)
 
 
@@ -92,7 +94,9 @@ def _answer(result: SubmissionResult) -> JSONResponse:
     responses=SUBMISSION_RESPONSES,
     openapi_extra=_one_or_batch(_transaction_schema(), "transactions", 1000),
 )
-async def submit_transactions(request: Request, principal: AuthenticatedPrincipal) -> JSONResponse:
+async def submit_transactions(
+    request: Request, principal: Annotated[Principal, Depends(RequireAction("transactions:write"))]
+) -> JSONResponse:
     settings: IngestSettings = request.app.state.settings
     store: IngestStore = request.app.state.store
     metrics: IngestMetrics = request.app.state.ingest_metrics
@@ -121,7 +125,7 @@ async def submit_transactions(request: Request, principal: AuthenticatedPrincipa
         )
     summary = sorted_items.summary()
     metrics.record(summary, "transactions")
-    return _answer(summary)
+    return _answer(request, summary)
 
 
 @router.post(
@@ -131,7 +135,9 @@ async def submit_transactions(request: Request, principal: AuthenticatedPrincipa
     responses=SUBMISSION_RESPONSES,
     openapi_extra=_one_or_batch(Label.model_json_schema(), "labels", 1000),
 )
-async def submit_labels(request: Request, principal: AuthenticatedPrincipal) -> JSONResponse:
+async def submit_labels(
+    request: Request, principal: Annotated[Principal, Depends(RequireAction("labels:write"))]
+) -> JSONResponse:
     settings: IngestSettings = request.app.state.settings
     store: IngestStore = request.app.state.store
     metrics: IngestMetrics = request.app.state.ingest_metrics
@@ -149,7 +155,7 @@ async def submit_labels(request: Request, principal: AuthenticatedPrincipal) -> 
         sorted_items.results[index] = ItemResult(index=index, id=label.transaction_id, status=ItemStatus.ACCEPTED)
     summary = sorted_items.summary()
     metrics.record(summary, "labels")
-    return _answer(summary)
+    return _answer(request, summary)
 
 
 class LabelView(BaseModel):

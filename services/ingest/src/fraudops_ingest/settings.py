@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from fraudops.datasets import check_storage_uri
-from fraudops.settings import KafkaSettings, ServiceSettings
+from fraudops.settings import ALL_ACTIONS, KafkaSettings, ServiceSettings
 
 
 class IngestSettings(ServiceSettings):
@@ -19,8 +19,14 @@ class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDOPS_INGEST_")
 
     service_name: ClassVar[str] = "ingest"
+    actions: ClassVar[tuple[str, ...]] = ("transactions:write", "labels:write", "datasets:write")
 
     port: int = Field(default=8001, ge=1, le=65535, description="Port the HTTP server listens on.")
+    scopes: dict[str, list[str]] = Field(
+        default_factory=lambda: {"operator": [ALL_ACTIONS], "airflow": ["datasets:write"]},
+        description="Actions each principal may take (`*`: all); every principal of TOKENS needs an entry, and a "
+        "request for an action not granted gets 403. Setting it replaces the whole table. By default the operator may do everything, Airflow's DAGs build datasets.",
+    )
     kafka: KafkaSettings = KafkaSettings()
     database_url: SecretStr = Field(
         default=SecretStr("sqlite:///ingest.db"),
@@ -36,6 +42,12 @@ class IngestSettings(ServiceSettings):
         "variables); by default the folder `datasets` in the working directory.",
     )
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024, description="Largest dataset upload accepted.")
+    upload_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="Longest time a dataset upload may take, streaming included; a slower one gets 504.",
+    )
     max_batch_size: int = Field(
         default=1000, ge=1, le=10_000, description="Most transactions or labels in one request."
     )

@@ -133,6 +133,8 @@ class IngestStore:
                 )
 
     def add_labels(self, items: Sequence[Label], principal: str) -> None:
+        if not items:
+            return  # SQLAlchemy runs an insert with an empty parameter list as one row of NULLs
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             conn.execute(

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fraudops.errors import ConflictError, FraudOpsError, NotFoundError
 from fraudops_monitor.alerts import Alert, AlertmanagerNotification, remediation
@@ -58,9 +58,9 @@ class OutcomeReport(BaseModel):
     """What a workflow started by an action (the retraining DAG) reports back."""
 
     outcome: ActionStatus
-    detail: str = ""
-    dag_run_id: str | None = None
-    model_version: str | None = None
+    detail: str = Field(default="", max_length=2000)
+    dag_run_id: str | None = Field(default=None, max_length=250)
+    model_version: str | None = Field(default=None, max_length=64)
 
 
 class ActionLog:

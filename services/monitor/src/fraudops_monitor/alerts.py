@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from fraudops_monitor.performance import LivePerformance
 from fraudops_monitor.settings import ActionKind, PolicySettings
 
 # Below this many labelled payments live accuracy is too noisy to call it lost.
 MIN_LABELLED_FOR_ACCURACY = 200
+
+# Alertmanager's own payloads stay far below these; they bound what one notification can make the monitor keep.
+Name = Annotated[str, StringConstraints(max_length=256)]
+Text = Annotated[str, StringConstraints(max_length=4096)]
+LabelSet = Annotated[dict[Name, Text], Field(max_length=64)]
 
 
 class Alert(BaseModel):
@@ -21,11 +26,11 @@ class Alert(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = {}
+    labels: LabelSet
+    annotations: LabelSet = {}
     startsAt: datetime
     endsAt: datetime | None = None
-    generatorURL: str = ""
+    generatorURL: Text = ""
     fingerprint: str = Field(default="", max_length=64)
 
     @property
@@ -44,10 +49,10 @@ class Alert(BaseModel):
 class AlertmanagerNotification(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    version: str = "4"
+    version: Name = "4"
     status: Literal["firing", "resolved"]
-    receiver: str = ""
-    groupKey: str = ""
+    receiver: Name = ""
+    groupKey: Text = ""
     alerts: list[Alert] = Field(min_length=1, max_length=1000)
 
 

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from fraudops.contracts.avro import AvroCodec, default_codec
 from fraudops.contracts.hotpath import SCORE_RESULT, TransactionDecoder
-from fraudops.errors import FraudOpsError
+from fraudops.errors import FraudOpsError, OversizeMessageError
 from fraudops.features import FeatureConfig
 from fraudops.features.online import OnlineFeatureStore, TransactionColumns, epoch_millis
 from fraudops.kafka import topic_partitions
@@ -51,7 +51,7 @@ class MonitorConsumer:
         self.scored = scored
         self.evaluator = evaluator
         self.codec = codec or default_codec()
-        self.decoder = TransactionDecoder(self.codec)
+        self.decoder = TransactionDecoder(self.codec, max_bytes=settings.kafka.max_message_bytes)
         self.store = OnlineFeatureStore(FeatureConfig(label_delay_days=settings.label_delay_days))
         self.running = False
         self.last_error: str | None = None
@@ -172,7 +172,7 @@ class MonitorConsumer:
         flagged: list[bool] = []
         for record in records:
             try:
-                result = self.codec.decode(record.value, expected=SCORE_RESULT)
+                result = self.codec.decode(self._bounded(record), expected=SCORE_RESULT)
             except FraudOpsError:
                 self.metrics.unreadable.labels(self.settings.topics.scores).inc()
                 continue
@@ -198,7 +198,7 @@ class MonitorConsumer:
         known: list[int] = []
         for record in records:
             try:
-                label = self.codec.decode(record.value, expected=LABEL)
+                label = self.codec.decode(self._bounded(record), expected=LABEL)
             except FraudOpsError:
                 self.metrics.unreadable.labels(self.settings.topics.labels).inc()
                 continue
@@ -211,6 +211,14 @@ class MonitorConsumer:
         outcome = self.scored.add_labels(ids, verdicts, known)
         self.metrics.labels_unmatched.inc(outcome.dropped)
         self._count_matches(outcome.matched, outcome.delays_s)
+
+    def _bounded(self, record: ConsumerRecord[bytes, bytes]) -> bytes | None:
+        """The record's value, unless it is larger than any message the monitor reads."""
+        limit = self.settings.kafka.max_message_bytes
+        value: bytes | None = record.value
+        if value is not None and len(value) > limit:
+            raise OversizeMessageError(f"{len(value)} bytes, above the limit of {limit}")
+        return value
 
     def _count_matches(self, matched: int, delays_s: np.ndarray) -> None:
         if matched:

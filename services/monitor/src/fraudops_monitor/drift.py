@@ -144,4 +144,4 @@ def _value_drifts(report: dict[str, Any]) -> dict[str, tuple[str, float]]:
 
 def warm_up() -> None:
     """Import Evidently in the worker process ahead of the first evaluation (it takes seconds)."""
-    import evidently.metrics  # noqa: F401
+    import evidently.metrics  # noqa: F401 - imported for its side effect: the module is loaded and cached

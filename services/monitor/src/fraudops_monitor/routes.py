@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from fraudops.auth import AuthenticatedPrincipal
+from fraudops.auth import Principal, RequireAction
 from fraudops_monitor.actions import ActionDispatcher, ActionRecord, OutcomeReport
 from fraudops_monitor.alerts import AlertmanagerNotification
 from fraudops_monitor.evaluator import EVALUATIONS_KEPT, Evaluator
@@ -67,7 +67,9 @@ async def list_evaluations(
     "/reports", status_code=201, response_model=ReportView, summary="Evaluate now and keep it as a debugging report"
 )
 async def create_report(
-    request: Request, principal: AuthenticatedPrincipal, body: ReportRequest | None = None
+    request: Request,
+    principal: Annotated[Principal, Depends(RequireAction("reports:create"))],
+    body: ReportRequest | None = None,
 ) -> ReportView:
     reason = (body or ReportRequest()).reason
     evaluation = await _evaluator(request).evaluate(reason=f"{reason} (by {principal.name})", keep_report=True)
@@ -103,7 +105,9 @@ async def get_report(
     summary="Alertmanager's webhook: record and start the actions the firing alerts call for",
 )
 async def receive_alerts(
-    request: Request, principal: AuthenticatedPrincipal, notification: AlertmanagerNotification
+    request: Request,
+    principal: Annotated[Principal, Depends(RequireAction("alerts:receive"))],
+    notification: AlertmanagerNotification,
 ) -> AlertsReceived:
     created = _dispatcher(request).receive(notification)
     return AlertsReceived(received=len(notification.alerts), actions=created)
@@ -125,6 +129,9 @@ async def get_action(request: Request, action_id: ActionId) -> ActionRecord:
     summary="How a workflow the monitor started ended (the retraining DAG reports here)",
 )
 async def record_outcome(
-    request: Request, principal: AuthenticatedPrincipal, action_id: ActionId, body: OutcomeReport
+    request: Request,
+    principal: Annotated[Principal, Depends(RequireAction("actions:report"))],
+    action_id: ActionId,
+    body: OutcomeReport,
 ) -> ActionRecord:
     return _dispatcher(request).outcome(action_id, body)

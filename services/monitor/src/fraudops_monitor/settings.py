@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import SettingsConfigDict
 
 from fraudops.features import FEATURE_NAMES
-from fraudops.settings import KafkaSettings, ServiceSettings, check_secret
+from fraudops.settings import ALL_ACTIONS, KafkaSettings, ServiceSettings, check_secret
 
 
 class TopicSettings(BaseModel):
@@ -156,8 +156,18 @@ class MonitorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDOPS_MONITOR_")
 
     service_name: ClassVar[str] = "monitor"
+    actions: ClassVar[tuple[str, ...]] = ("reports:create", "alerts:receive", "actions:report")
 
     port: int = Field(default=8004, ge=1, le=65535, description="Port the HTTP server listens on.")
+    scopes: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "operator": [ALL_ACTIONS],
+            "alertmanager": ["alerts:receive"],
+            "airflow": ["reports:create", "actions:report"],
+        },
+        description="Actions each principal may take (`*`: all); every principal of TOKENS needs an entry, and a "
+        "request for an action not granted gets 403. Setting it replaces the whole table. By default the operator may do everything, Alertmanager posts alerts, Airflow's DAGs ask for reports and report how the workflows the monitor started ended.",
+    )
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
     consume: bool = Field(

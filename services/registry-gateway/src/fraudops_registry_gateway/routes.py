@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
-from fraudops.auth import AuthenticatedPrincipal
+from fraudops.auth import Principal, RequireAction
 from fraudops.errors import NotFoundError
 from fraudops.service import ErrorResponse
 from fraudops_registry_gateway.contract import recorded_metrics, serving_parameters
@@ -175,7 +175,7 @@ async def get_serving_model(
 )
 async def validate_version(
     request: Request,
-    principal: AuthenticatedPrincipal,
+    principal: Annotated[Principal, Depends(RequireAction("models:validate"))],
     name: ModelName,
     version: Version,
     body: Annotated[ValidateRequest | None, Body()] = None,
@@ -203,7 +203,11 @@ async def validate_version(
     responses=WRITE_RESPONSES,
 )
 async def promote_version(
-    request: Request, principal: AuthenticatedPrincipal, name: ModelName, version: Version, body: PromoteRequest
+    request: Request,
+    principal: Annotated[Principal, Depends(RequireAction("models:promote"))],
+    name: ModelName,
+    version: Version,
+    body: PromoteRequest,
 ) -> AuditEntry:
     record = await _operations(request).promote(name, version, parse_target(body.target), principal.name, body.reason)
     return AuditEntry.of(record)
@@ -213,7 +217,10 @@ async def promote_version(
     "/{name}/rollback", summary="Bring the previous champion back", response_model=AuditEntry, responses=WRITE_RESPONSES
 )
 async def rollback(
-    request: Request, principal: AuthenticatedPrincipal, name: ModelName, body: ChangeRequest
+    request: Request,
+    principal: Annotated[Principal, Depends(RequireAction("models:rollback"))],
+    name: ModelName,
+    body: ChangeRequest,
 ) -> AuditEntry:
     return AuditEntry.of(await _operations(request).rollback(name, principal.name, body.reason))
 
@@ -225,7 +232,10 @@ async def rollback(
     responses=WRITE_RESPONSES,
 )
 async def set_fallback(
-    request: Request, principal: AuthenticatedPrincipal, name: ModelName, body: FallbackRequest
+    request: Request,
+    principal: Annotated[Principal, Depends(RequireAction("models:fallback"))],
+    name: ModelName,
+    body: FallbackRequest,
 ) -> FallbackState:
     record = await _operations(request).set_fallback(name, body.enabled, principal.name, body.reason)
     return FallbackState(

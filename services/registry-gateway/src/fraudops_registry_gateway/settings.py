@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from fraudops.settings import KafkaSettings, ServiceSettings
+from fraudops.settings import ALL_ACTIONS, KafkaSettings, ServiceSettings
 
 
 class GateSettings(BaseModel):
@@ -39,8 +39,18 @@ class RegistryGatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDOPS_REGISTRY_GATEWAY_")
 
     service_name: ClassVar[str] = "registry-gateway"
+    actions: ClassVar[tuple[str, ...]] = ("models:validate", "models:promote", "models:rollback", "models:fallback")
 
     port: int = Field(default=8005, ge=1, le=65535, description="Port the HTTP server listens on.")
+    scopes: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "operator": [ALL_ACTIONS],
+            "airflow": ["models:validate", "models:promote"],
+            "monitor": ["models:rollback", "models:fallback"],
+        },
+        description="Actions each principal may take (`*`: all); every principal of TOKENS needs an entry, and a "
+        "request for an action not granted gets 403. Setting it replaces the whole table. By default the operator may do everything, Airflow's DAGs validate and promote, the monitor rolls back and switches to the rules.",
+    )
     kafka: KafkaSettings = KafkaSettings()
     mlflow_tracking_uri: str = Field(
         default="http://127.0.0.1:5000", description="MLflow tracking server and registry."

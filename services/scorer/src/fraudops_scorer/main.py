@@ -34,7 +34,7 @@ async def startup(app: FastAPI) -> Sequence[Probe]:
     settings: ScorerSettings = app.state.settings
     metrics = ScorerMetrics(app.state.metrics.registry)
     app.state.scorer_metrics = metrics
-    state = SharedState(settings, metrics, TransactionDecoder())
+    state = SharedState(settings, metrics, TransactionDecoder(max_bytes=settings.kafka.max_message_bytes))
     app.state.shared_state = state
     watcher = ModelWatcher(
         settings, metrics, on_change=lambda previous, current: worker.serving_changed(previous, current)

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from fraudops.auth import AuthenticatedPrincipal
+from fraudops.auth import Principal, RequireAction
 from fraudops.contracts.messages import Reason, ScoreResult, Transaction
 from fraudops.errors import PayloadTooLargeError
 from fraudops.features import FEATURE_VERSION
@@ -65,7 +65,9 @@ def _results(transactions: list[Transaction], verdicts: Verdicts, received: date
     summary='Score one transaction, or a batch ({"transactions": [...]}), synchronously',
 )
 async def score(
-    request: Request, body: Transaction | ScoreBatchRequest, principal: AuthenticatedPrincipal
+    request: Request,
+    body: Transaction | ScoreBatchRequest,
+    principal: Annotated[Principal, Depends(RequireAction("transactions:score"))],
 ) -> ScoreResult | ScoreBatchResponse:
     received = datetime.now(UTC)
     started = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from fraudops.settings import KafkaSettings, ServiceSettings
+from fraudops.settings import ALL_ACTIONS, KafkaSettings, ServiceSettings
 
 
 class FallbackRules(BaseModel):
@@ -48,8 +48,14 @@ class ScorerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDOPS_SCORER_")
 
     service_name: ClassVar[str] = "scorer"
+    actions: ClassVar[tuple[str, ...]] = ("transactions:score",)
 
     port: int = Field(default=8003, ge=1, le=65535, description="Port the HTTP server listens on.")
+    scopes: dict[str, list[str]] = Field(
+        default_factory=lambda: {"operator": [ALL_ACTIONS]},
+        description="Actions each principal may take (`*`: all); every principal of TOKENS needs an entry, and a "
+        "request for an action not granted gets 403. Setting it replaces the whole table. By default the operator may do everything.",
+    )
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
     group_id: str = Field(default="scorer", description="Kafka consumer group of the scoring workers.")

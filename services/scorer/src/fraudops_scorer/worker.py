@@ -40,7 +40,7 @@ MAX_ALIGNMENT_MS = 86_400_000
 _EVERYONE_WAITS = -(1 << 62)
 
 
-class _FinishBeforeRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _FinishBeforeRebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped: its base is Any
     def __init__(self, worker: ScoringWorker) -> None:
         self.worker = worker
 

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from fraudops.auth import AuthenticatedPrincipal
+from fraudops.auth import Principal, RequireAction
 from fraudops.errors import ConflictError, DependencyUnavailableError, InvalidInputError, NotFoundError
 from fraudops.service import ErrorResponse
 from fraudops_trainer.jobs import JobRecord, JobRunner, JobStore
@@ -76,7 +76,9 @@ async def _dataset_uri(settings: TrainerSettings, dataset_id: str) -> str:
         503: {"model": ErrorResponse, "description": "Ingest or the job store is unreachable."},
     },
 )
-async def start_job(request: Request, body: TrainingRequest, principal: AuthenticatedPrincipal) -> JSONResponse:
+async def start_job(
+    request: Request, body: TrainingRequest, principal: Annotated[Principal, Depends(RequireAction("training:run"))]
+) -> JSONResponse:
     settings: TrainerSettings = request.app.state.settings
     store: JobStore = request.app.state.jobs
     runner: JobRunner = request.app.state.runner
@@ -112,7 +114,9 @@ async def list_jobs(request: Request, limit: Annotated[int, Query(ge=1, le=500)]
         409: {"model": ErrorResponse, "description": "Already finished."},
     },
 )
-async def cancel_job(request: Request, job_id: JobId, principal: AuthenticatedPrincipal) -> JobView:
+async def cancel_job(
+    request: Request, job_id: JobId, principal: Annotated[Principal, Depends(RequireAction("training:cancel"))]
+) -> JobView:
     runner: JobRunner = request.app.state.runner
     record = await asyncio.to_thread(request.app.state.jobs.get, job_id)
     if record is None:

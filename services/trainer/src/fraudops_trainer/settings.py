@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from fraudops.settings import ServiceSettings
+from fraudops.settings import ALL_ACTIONS, ServiceSettings
 
 
 class TrainerSettings(ServiceSettings):
@@ -16,8 +16,14 @@ class TrainerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDOPS_TRAINER_")
 
     service_name: ClassVar[str] = "trainer"
+    actions: ClassVar[tuple[str, ...]] = ("training:run", "training:cancel")
 
     port: int = Field(default=8002, ge=1, le=65535, description="Port the HTTP server listens on.")
+    scopes: dict[str, list[str]] = Field(
+        default_factory=lambda: {"operator": [ALL_ACTIONS], "airflow": ["training:run"]},
+        description="Actions each principal may take (`*`: all); every principal of TOKENS needs an entry, and a "
+        "request for an action not granted gets 403. Setting it replaces the whole table. By default the operator may do everything, Airflow's DAGs start training jobs.",
+    )
     mlflow_tracking_uri: str = Field(default="http://127.0.0.1:5000", description="MLflow tracking server.")
     # Ingest's dataset endpoints are read-only, so no token is needed.
     ingest_url: str = Field(

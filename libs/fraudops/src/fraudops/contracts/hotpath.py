@@ -22,15 +22,15 @@ import numpy as np
 from fastavro import parse_schema, schemaless_reader
 
 from fraudops.contracts.avro import HEADER_LENGTH, MAGIC, AvroCodec, SchemaVersion, default_codec
-from fraudops.contracts.messages import ID_PATTERN, Decision, Transaction
-from fraudops.errors import CorruptMessageError, FraudOpsError, InvalidInputError
+from fraudops.contracts.messages import EARLIEST_EVENT_TIME, ID_PATTERN, LATEST_EVENT_TIME, Decision, Transaction
+from fraudops.errors import CorruptMessageError, FraudOpsError, InvalidInputError, OversizeMessageError
 
 TRANSACTION = "io.fraudops.Transaction"
 SCORE_RESULT = "io.fraudops.ScoreResult"
 
 # Event times the online state can hold (and that make sense for a card payment).
-EARLIEST_EVENT_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
-LATEST_EVENT_MS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
+EARLIEST_EVENT_MS = int(EARLIEST_EVENT_TIME.timestamp() * 1000)
+LATEST_EVENT_MS = int(LATEST_EVENT_TIME.timestamp() * 1000)
 MAX_AMOUNT = 1_000_000.0
 
 _identifier = re.compile(ID_PATTERN).fullmatch
@@ -118,8 +118,9 @@ def transaction_problems(record: dict[str, Any]) -> str | None:
 class TransactionDecoder:
     """Decode Transaction messages of the catalogue's newest version fast, older versions through the codec."""
 
-    def __init__(self, codec: AvroCodec | None = None) -> None:
+    def __init__(self, codec: AvroCodec | None = None, max_bytes: int | None = None) -> None:
         self.codec = codec or default_codec()
+        self.max_bytes = max_bytes
         latest: SchemaVersion = self.codec.catalog.latest(TRANSACTION)
         self._fingerprint = latest.fingerprint
         self._raw_schema = parse_schema(_without_logical_types(latest.parsed))
@@ -155,6 +156,8 @@ class TransactionDecoder:
         return rows, rejected
 
     def _decode_one(self, payload: bytes | None) -> dict[str, Any]:
+        if payload is not None and self.max_bytes is not None and len(payload) > self.max_bytes:
+            raise OversizeMessageError(f"{len(payload)} bytes, above the limit of {self.max_bytes}")
         if payload is not None and payload[len(MAGIC) : HEADER_LENGTH] == self._fingerprint and payload[:2] == MAGIC:
             body = io.BytesIO(payload)
             body.seek(HEADER_LENGTH)

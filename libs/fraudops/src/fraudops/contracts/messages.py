@@ -27,7 +27,19 @@ def _finite(value: float) -> float:
     return value
 
 
+# The Kafka decoder's bounds (fraudops.contracts.hotpath): an event time outside them is a broken clock.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plausible(value: datetime) -> datetime:
+    if not EARLIEST_EVENT_TIME <= value < LATEST_EVENT_TIME:
+        raise ValueError("must be in the years 2000-2099")
+    return value
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+EventTime = Annotated[datetime, AfterValidator(_utc), AfterValidator(_plausible)]
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
@@ -50,7 +62,7 @@ class Transaction(AvroMessage):
     avro_name: ClassVar[str] = "io.fraudops.Transaction"
 
     transaction_id: Identifier
-    event_time: UtcDatetime
+    event_time: EventTime
     customer_id: Identifier
     terminal_id: Identifier
     amount: Annotated[float, Field(gt=0, le=1_000_000), AfterValidator(_finite)]

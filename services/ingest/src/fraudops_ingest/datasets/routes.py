@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from fraudops.auth import AuthenticatedPrincipal
+from fraudops.auth import Principal, RequireAction
 from fraudops.errors import ConflictError, InvalidInputError, NotFoundError
 from fraudops.service import ErrorResponse
 from fraudops_ingest.datasets.reading import UploadFormat, require_columns, upload_columns
@@ -31,6 +31,7 @@ CONTENT_TYPES = {
     "application/vnd.apache.parquet": UploadFormat.PARQUET,
     "application/x-parquet": UploadFormat.PARQUET,
 }
+DatasetWriter = Annotated[Principal, Depends(RequireAction("datasets:write"))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=256, pattern=r"^[\x21-\x7e]+$")]
 
 
@@ -195,7 +196,7 @@ DATASET_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def upload_dataset(
     request: Request,
-    principal: AuthenticatedPrincipal,
+    principal: DatasetWriter,
     idempotency_key: IdempotencyKey = None,
     name: Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,128}$")] = "upload",
     period_start: Annotated[date | None, Query(description="First day rows may fall on (UTC).")] = None,
@@ -248,7 +249,7 @@ async def upload_dataset(
     responses=DATASET_RESPONSES,
 )
 async def simulate_dataset(
-    request: Request, body: SimulationRequest, principal: AuthenticatedPrincipal, idempotency_key: IdempotencyKey = None
+    request: Request, body: SimulationRequest, principal: DatasetWriter, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     from fraudops.simulator import DRIFT_SCENARIOS
 
@@ -282,7 +283,7 @@ async def simulate_dataset(
 async def stream_dataset(
     request: Request,
     body: StreamDatasetRequest,
-    principal: AuthenticatedPrincipal,
+    principal: DatasetWriter,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     from fraudops_ingest.routes import LABELS_TOPIC, TRANSACTIONS_TOPIC

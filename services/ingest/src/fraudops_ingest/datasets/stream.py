@@ -74,10 +74,19 @@ def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _add_transactions(rows: _Rows, records: Sequence[ConsumerRecord[bytes, bytes]], start_ms: int, end_ms: int) -> None:
+def _oversize(record: ConsumerRecord[bytes, bytes], max_bytes: int) -> bool:
+    return record.value is not None and len(record.value) > max_bytes
+
+
+def _add_transactions(
+    rows: _Rows, records: Sequence[ConsumerRecord[bytes, bytes]], start_ms: int, end_ms: int, max_bytes: int
+) -> None:
     codec = default_codec()
     for record in records:
         rows.read += 1
+        if _oversize(record, max_bytes):
+            rows.undecodable += 1  # never decoded: the scorer dead-letters it
+            continue
         try:
             message = codec.decode(record.value, expected=TRANSACTION)
             message["event_time"] = _millis(message["event_time"])
@@ -105,11 +114,14 @@ def _add_transactions(rows: _Rows, records: Sequence[ConsumerRecord[bytes, bytes
 
 
 def _add_labels(
-    labels: _Labels, records: Sequence[ConsumerRecord[bytes, bytes]], wanted: set[str], as_of_ms: int
+    labels: _Labels, records: Sequence[ConsumerRecord[bytes, bytes]], wanted: set[str], as_of_ms: int, max_bytes: int
 ) -> None:
     codec = default_codec()
     for record in records:
         labels.read += 1
+        if _oversize(record, max_bytes):
+            labels.undecodable += 1
+            continue
         try:
             message = codec.decode(record.value, expected=LABEL)
             transaction_id = str(message["transaction_id"])
@@ -174,11 +186,15 @@ async def _read(kafka: KafkaSettings, window: StreamWindow, as_of: datetime) -> 
     start_ms, end_ms, as_of_ms = _millis(window.start), _millis(window.end), _millis(as_of)
     try:
         transaction_ends = await _scan(
-            consumer, window.transactions_topic, lambda batch: _add_transactions(rows, batch, start_ms, end_ms)
+            consumer,
+            window.transactions_topic,
+            lambda batch: _add_transactions(rows, batch, start_ms, end_ms, kafka.max_message_bytes),
         )
         # Labels second, so only the window's transactions' verdicts are kept.
         label_ends = await _scan(
-            consumer, window.labels_topic, lambda batch: _add_labels(labels, batch, rows.seen, as_of_ms)
+            consumer,
+            window.labels_topic,
+            lambda batch: _add_labels(labels, batch, rows.seen, as_of_ms, kafka.max_message_bytes),
         )
     finally:
         await consumer.stop()
