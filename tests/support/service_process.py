@@ -15,6 +15,9 @@ from fraudops.stack.components import env_prefix, operator_token
 from tests.support.ports import free_port
 from tests.support.stack import RunningStack
 
+# Settings refuse unknown variables, and ingest has no MLflow to find.
+SERVICES_WITHOUT_MLFLOW = frozenset({"ingest"})
+
 
 class ServiceProcess:
     """One service process on a free port, with the stack's secrets and the test's own settings."""
@@ -47,10 +50,11 @@ class ServiceProcess:
                 prefix + "HOST": "127.0.0.1",
                 prefix + "PORT": str(self.port),
                 prefix + "KAFKA__BOOTSTRAP_SERVERS": self.stack.settings.kafka_bootstrap,
-                prefix + "MLFLOW_TRACKING_URI": self.stack.settings.mlflow_url,
                 **{prefix + key: value for key, value in self.settings.items()},
             }
         )
+        if self.service not in SERVICES_WITHOUT_MLFLOW:
+            env.setdefault(prefix + "MLFLOW_TRACKING_URI", self.stack.settings.mlflow_url)
         return env
 
     def start(self, wait: bool = True) -> None:
