@@ -101,5 +101,5 @@ bench: setup ## Run every benchmark; each measures its baseline in the same run
 	$(BIN)/python -m bench
 
 .PHONY: compose-env
-compose-env: ## Write .env for docker compose with random secrets (kept if it exists; never printed)
+compose-env: ## Write .env (settings) and .secrets/ (a file per random secret) for docker compose; kept, never printed
 	bash infrastructure/compose/make-env.sh

@@ -2,9 +2,19 @@
 # One-shot MinIO set-up of the compose stack (runs in the minio/mc image; safe to run again):
 #   the buckets fraudops-mlflow (MLflow artifacts and models) and fraudops-datasets (ingest's datasets),
 #   and one access key per bucket limited to it by a policy, so no service holds the root credentials.
-# The server is reached through MC_HOST_minio (set by docker-compose.yml from the root credentials).
+# mc reads no secret file, so its alias (MC_HOST_minio) is built here from the root password's compose
+# secret; the keys' secrets come from theirs (make compose-env writes them all).
 set -eu
-: "${MINIO_MLFLOW_SECRET_KEY:?}" "${MINIO_DATASETS_SECRET_KEY:?}"
+: "${MINIO_ROOT_USER:?}"
+secret() {
+  if [ ! -s "/run/secrets/$1" ]; then
+    echo "minio-init: /run/secrets/$1 is missing or empty (run make compose-env)" >&2
+    exit 1
+  fi
+  cat "/run/secrets/$1"
+}
+MC_HOST_minio="http://$MINIO_ROOT_USER:$(secret minio_root_password)@minio:9000"
+export MC_HOST_minio
 
 setup_bucket() {
   bucket=$1 user=$2 secret=$3 policy=$4
@@ -25,5 +35,8 @@ setup_bucket() {
   echo "minio-init: bucket $bucket and its key $user ready"
 }
 
-setup_bucket fraudops-mlflow fraudops-mlflow "$MINIO_MLFLOW_SECRET_KEY" /init/minio/mlflow-policy.json
-setup_bucket fraudops-datasets fraudops-datasets "$MINIO_DATASETS_SECRET_KEY" /init/minio/datasets-policy.json
+# Assignments, not arguments: a failed $(secret ...) then stops the script (set -e).
+mlflow_key=$(secret minio_mlflow_secret_key)
+datasets_key=$(secret minio_datasets_secret_key)
+setup_bucket fraudops-mlflow fraudops-mlflow "$mlflow_key" /init/minio/mlflow-policy.json
+setup_bucket fraudops-datasets fraudops-datasets "$datasets_key" /init/minio/datasets-policy.json

@@ -2,19 +2,21 @@
 # Postgres init script of the compose stack (mounted read-only into /docker-entrypoint-initdb.d/).
 # The postgres image runs it once, when the data volume is empty: one database per component, each owned
 # by its own login role with its own password, and closed to every other role.
-# Passwords are read from the environment inside psql (\getenv), so they never appear in argv or in logs.
-# A password changed in .env later is NOT applied to an existing volume: ALTER ROLE ... PASSWORD by hand.
+# Each password comes from its compose secret file (/run/secrets/<name>_db_password, written by
+# make compose-env) and reaches psql through its environment (\getenv), never argv or logs.
+# A password changed later is NOT applied to an existing volume: ALTER ROLE ... PASSWORD by hand.
 set -euo pipefail
 
 create_database() {
-  local name=$1 variable=$2
-  if [ -z "${!variable:-}" ]; then
-    echo "postgres-init: $variable is not set" >&2
+  local name=$1 file="/run/secrets/$1_db_password" password
+  if [ ! -s "$file" ]; then
+    echo "postgres-init: $file is missing or empty (run make compose-env)" >&2
     exit 1
   fi
-  psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname postgres \
-    -v name="$name" -v variable="$variable" <<'SQL'
-\getenv password :variable
+  password=$(<"$file")
+  FRAUDOPS_DB_PASSWORD=$password psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" \
+    --dbname postgres -v name="$name" <<'SQL'
+\getenv password FRAUDOPS_DB_PASSWORD
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'name', :'password')
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'name') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')
@@ -24,8 +26,8 @@ SQL
   echo "postgres-init: database $name ready"
 }
 
-create_database mlflow MLFLOW_DB_PASSWORD
-create_database ingest INGEST_DB_PASSWORD
-create_database trainer TRAINER_DB_PASSWORD
-create_database registry_gateway REGISTRY_GATEWAY_DB_PASSWORD
-create_database airflow AIRFLOW_DB_PASSWORD
+create_database mlflow
+create_database ingest
+create_database trainer
+create_database registry_gateway
+create_database airflow

@@ -1,7 +1,8 @@
-"""docker-compose.yml, checked statically: health, ordering, pinned images, secrets only from .env, wiring."""
+"""docker-compose.yml, checked statically: health, ordering, pinned images, secrets only as files, wiring."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fraudops.settings import ServiceSettings, check_secret, load_settings, unknown_env_keys
+from fraudops.settings import SECRETS_DIR_ENV, ServiceSettings, check_secret, load_settings, unknown_env_keys
 from fraudops_ingest.settings import IngestSettings
 from fraudops_monitor.settings import MonitorSettings
 from fraudops_registry_gateway.settings import RegistryGatewaySettings
@@ -37,14 +38,23 @@ AIRFLOW = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-d
 CORE = {"kafka", "kafka-init", "postgres", "minio", "minio-init", "mlflow", *SERVICES}
 FULL = {*CORE, *MONITORING, *AIRFLOW}
 ONE_SHOT = {"kafka-init", "minio-init", "airflow-init"}
-# The user each image that receives a secret file runs as (uid = gid): Alertmanager's nobody, Postgres' postgres.
-IMAGE_USERS = {"prom/alertmanager": "65534", "postgres": "999"}
 # A tag that names a release: digits in it (1.2.3, 17.11, RELEASE.2025-...), never "latest".
 RELEASE_TAG = re.compile(r"^[\w.-]+(/[\w.-]+)*:[\w.-]*\d[\w.-]*(@sha256:[0-9a-f]{64})?$")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|DATABASE_URL")
 REQUIRED_REFERENCE = re.compile(r"\$\{(\w+):\?[^}]*\}")
 ANY_REFERENCE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 CREDENTIALS_IN_URL = re.compile(r"://[^/@:]*:([^/@]*)@")
+SECRETS_MOUNT = "/run/secrets"
+# make compose-env's secret files rebuilt from the others on every run; every other file is a kept value.
+COMPOSED_SECRETS = {
+    *(f"{service}_tokens" for service in ("ingest", "trainer", "scorer", "monitor", "registry_gateway")),
+    *(f"{service}_database_url" for service in ("ingest", "trainer", "registry_gateway")),
+    "mlflow_backend_store_uri",
+    "airflow_sql_alchemy_conn",
+    "airflow_connections.json",
+    "datasets_s3_credentials",
+    "mlflow_s3_credentials",
+}
 
 
 def _bash() -> str:
@@ -107,14 +117,37 @@ def referenced_variables(required_only: bool = False) -> set[str]:
     return {match.group(1) for match in ANY_REFERENCE.finditer(text)}
 
 
+def run_make_env(env_file: Path, secrets_dir: Path) -> str:
+    result = subprocess.run(
+        [BASH, str(MAKE_ENV), str(env_file), str(secrets_dir)], capture_output=True, text=True, check=True
+    )
+    return result.stdout + result.stderr
+
+
 @pytest.fixture(scope="module")
 def generated_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .env make compose-env writes; its secret files are in generated_secrets(path)."""
     path = tmp_path_factory.mktemp("compose") / "compose.env"
-    result = subprocess.run([BASH, str(MAKE_ENV), str(path)], capture_output=True, text=True, check=True)
-    for value in read_env_file(path).values():
-        if len(value) >= 16:
-            assert value not in result.stdout + result.stderr, "make-env printed a secret"
+    output = run_make_env(path, generated_secrets(path))
+    for file in generated_secrets(path).iterdir():
+        assert file.read_text(encoding="utf-8") not in output, "make-env printed a secret"
     return path
+
+
+def generated_secrets(env_file: Path) -> Path:
+    return env_file.parent / "secrets"
+
+
+def declared_secret_files() -> dict[str, str]:
+    """Top-level secret name -> its file's name in .secrets/."""
+    files = {}
+    for name, spec in compose()["secrets"].items():
+        assert set(spec) == {"file"}, f"secret {name}: a host file (compose copies other kinds into the container)"
+        path = str(spec["file"])
+        assert path.startswith("./.secrets/"), f"secret {name}: {path} is not in ./.secrets/ (a relative path)"
+        assert path.count("/") == 2, f"secret {name}: {path} is not directly in ./.secrets/"
+        files[name] = path.removeprefix("./.secrets/")
+    return files
 
 
 def enabled(profiles: set[str]) -> set[str]:
@@ -227,51 +260,86 @@ def test_images_are_pinned(name: str) -> None:
         assert re.fullmatch(r"postgres:\d+\.\d+", image)
 
 
-@all_services
-def test_no_secret_is_written_in_the_file(name: str) -> None:
-    for key, value in environment(services()[name]).items():
-        if key.endswith("_FILE"):
-            # The image reads the secret from a file: it must be one of the service's own secrets.
-            mounted = {f"/run/secrets/{secret_source(entry)}" for entry in services()[name].get("secrets", [])}
-            assert value in mounted, f"{name}: {key}={value} is not a secret file of the service"
-        elif SECRET_KEY.search(key) and not key.endswith("KEY_ID"):
-            assert REQUIRED_REFERENCE.search(value), f"{name}: {key} must come from ${{VAR:?...}}"
-        # user:password@ in a URL: the password must be a required reference, never a literal.
-        masked = ANY_REFERENCE.sub(lambda m: "<required>" if m.group(2) == ":?" else "<other>", value)
-        for password in CREDENTIALS_IN_URL.findall(masked):
-            assert password == "<required>", f"{name}: {key} has a password that is not ${{VAR:?...}}"
-
-
 def secret_source(entry: str | dict[str, Any]) -> str:
     return entry if isinstance(entry, str) else str(entry["source"])
 
 
-@all_services
-def test_secret_files_reach_a_container_compose_can_write_and_its_user_can_read(name: str) -> None:
-    """Compose copies a secret that is not a host file into the root filesystem: it refuses a read_only
-    service that has one, and recent versions make the copy root-only unless the service says whose it is."""
-    service = services()[name]
-    declared = compose().get("secrets") or {}
+def secret_paths(service: dict[str, Any]) -> dict[str, str]:
+    """Where each of the service's secrets is mounted -> its top-level name."""
+    paths = {}
     for entry in service.get("secrets", []):
-        source = secret_source(entry)
-        assert source in declared, f"{name}: secret {source} is not declared"
-        assert set(declared[source]) == {"environment"}, "secrets come from .env (make compose-env)"
-        assert service.get("read_only") is not True, f"{name} is read_only: compose cannot copy {source} into it"
-        assert isinstance(entry, dict), f"{name}: {source} in long form, owned by the image's user"
-        assert entry.get("mode") == "0400"
-        assert entry.get("uid") == entry.get("gid") == IMAGE_USERS[str(service["image"]).split(":")[0]], name
+        target = secret_source(entry) if isinstance(entry, str) else str(entry.get("target", entry["source"]))
+        paths[target if target.startswith("/") else f"{SECRETS_MOUNT}/{target}"] = secret_source(entry)
+    return paths
 
 
-def test_every_secret_is_used_and_its_variable_generated_and_documented(generated_env: Path) -> None:
-    declared = compose()["secrets"]
+@all_services
+def test_no_secret_passes_through_the_environment(name: str) -> None:
+    """Every image of the stack reads its secrets from files, so no secret is an environment value: each
+    secret-looking setting names a file the service mounts (*_FILE, Airflow's *_CMD and secrets backend) or
+    the folder of them (FRAUDOPS_SECRETS_DIR), and no URL carries a password."""
+    service = services()[name]
+    mounted = secret_paths(service)
+    for key, value in environment(service).items():
+        for path in re.findall(rf"{SECRETS_MOUNT}/[\w.-]+", value):
+            assert path in mounted, f"{name}: {key} names {path}, which it does not mount"
+        assert not CREDENTIALS_IN_URL.search(value), f"{name}: {key} has a password in a URL"
+        if key == "FRAUDOPS_SECRETS_DIR":
+            assert value == SECRETS_MOUNT
+        elif key.endswith("_FILE"):
+            assert value in mounted, f"{name}: {key}={value} is not a secret file of the service"
+        elif key.endswith("_CMD"):
+            command, _, path = value.partition(" ")
+            assert command == "cat", f"{name}: {key} must only read a secret file"
+            assert path in mounted, f"{name}: {key} must read a mounted secret file"
+        elif key == "AIRFLOW__SECRETS__BACKEND":
+            assert value == "airflow.secrets.local_filesystem.LocalFilesystemBackend", "it reads files"
+        elif key == "AIRFLOW__SECRETS__BACKEND_KWARGS":
+            assert set(json.loads(value).values()) <= set(mounted)
+        elif SECRET_KEY.search(key):
+            pytest.fail(f"{name}: {key} is a secret in the environment; mount it as a file")
+        assert not (ANY_REFERENCE.search(value) and SECRET_KEY.search(key)), f"{name}: {key} interpolates .env"
+    # Scripts compose runs inline read their secrets from the mounted files too.
+    for line in service.get("command", []) if isinstance(service.get("command"), list) else []:
+        for path in re.findall(rf"{SECRETS_MOUNT}/[\w.-]*\w", str(line).replace("{user}", "admin")):
+            assert path in mounted, f"{name}: its command reads {path}, which it does not mount"
+
+
+@all_services
+def test_secret_files_are_bind_mounted_from_the_secrets_folder(name: str) -> None:
+    """File secrets are read-only bind mounts, fine in a read_only container (compose refuses to copy an
+    environment secret into one), and compose ignores uid/gid/mode for them (swarm only): the host files'
+    mode (0644) is what the containers' users get."""
+    service = services()[name]
+    declared = declared_secret_files()
+    for entry in service.get("secrets", []):
+        assert secret_source(entry) in declared, f"{name}: secret {secret_source(entry)} is not declared"
+        if isinstance(entry, dict):
+            assert set(entry) <= {"source", "target"}, f"{name}: uid/gid/mode do not apply to file secrets"
+            assert not str(entry.get("target", "")).startswith("/"), "mounted in /run/secrets"
+
+
+def test_every_secret_file_compose_mounts_is_one_make_env_writes(generated_env: Path) -> None:
+    secrets_dir = generated_secrets(generated_env)
     used = {secret_source(entry) for service in services().values() for entry in service.get("secrets", [])}
-    assert used == set(declared)
-    variables = {spec["environment"] for spec in declared.values()}
-    assert variables <= set(read_env_file(generated_env))
-    example = read_env_file(ENV_EXAMPLE)
-    for variable in variables:
-        with pytest.raises(ValueError, match=r"shorter|placeholder"):
-            check_secret(variable, example[variable])
+    assert used == set(compose()["secrets"]), "every declared secret is mounted somewhere"
+    written = {file.name: file.read_text(encoding="utf-8") for file in secrets_dir.iterdir()}
+    mounted = set(declared_secret_files().values())
+    assert mounted <= set(written), f"compose mounts files make compose-env never writes: {mounted - set(written)}"
+    # The rest are values composed into mounted files (a principal's token in a table, a password in a URL).
+    for name in set(written) - mounted:
+        assert any(written[name] in written[other] for other in mounted & COMPOSED_SECRETS), f"{name} is unused"
+    assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    for file in secrets_dir.iterdir():
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, f"{file.name}: readable by the containers' users"
+        if file.name.endswith("_tokens"):
+            for principal, token in json.loads(file.read_text(encoding="utf-8")).items():
+                check_secret(f"{file.name}: {principal}", token)
+        elif file.name not in COMPOSED_SECRETS:
+            check_secret(file.name, file.read_text(encoding="utf-8"))
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert ".secrets/" in ignored
+    assert ".secrets" in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
 
 
 def test_images_come_from_registries_that_still_serve_them() -> None:
@@ -315,7 +383,7 @@ def test_published_ports_bind_to_loopback_by_default(name: str) -> None:
 def test_containers_are_hardened(name: str) -> None:
     service = services()[name]
     assert service.get("security_opt") == ["no-new-privileges:true"]
-    if name in SERVICES or name in {"prometheus", "grafana"}:
+    if name in SERVICES or name in {"prometheus", "alertmanager", "grafana"}:
         assert service.get("read_only") is True
     if name == "grafana":
         # Its default log mode also writes files under /var/log/grafana, which a read-only root refuses.
@@ -333,29 +401,51 @@ def test_services_are_built_from_the_repository(name: str) -> None:
 
 
 @app_services
-def test_service_settings_are_known_fields_and_load(
-    name: str, generated_env: Path, monkeypatch: pytest.MonkeyPatch
+def test_service_settings_load_from_the_secret_files_as_compose_mounts_them(
+    name: str, generated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """pydantic-settings looks a field up in the secrets folder as a file named <env prefix><field> (matched
+    without case, JSON for a dict like TOKENS): each target must be that name, or the service never sees it."""
     settings_cls = SERVICES[name]
     prefix = str(settings_cls.model_config.get("env_prefix", ""))
-    env = environment(services()[name])
+    service = services()[name]
+    env = environment(service)
     assert unknown_env_keys(settings_cls, env) == [], "the service refuses unknown settings"
-    set_fields = {key[len(prefix) :].split("__", 1)[0].lower() for key in env if key.startswith(prefix)}
+    # /run/secrets as compose lays it out: each host file under its target name.
+    run_secrets = tmp_path / "run-secrets"
+    run_secrets.mkdir()
+    files = declared_secret_files()
+    mounted = {}
+    for path, secret in secret_paths(service).items():
+        target = path.removeprefix(f"{SECRETS_MOUNT}/")
+        mounted[target] = (generated_secrets(generated_env) / files[secret]).read_text(encoding="utf-8")
+        (run_secrets / target).write_text(mounted[target], encoding="utf-8")
+    from_env = {key[len(prefix) :].split("__", 1)[0].lower() for key in env if key.startswith(prefix)}
+    from_files = {target[len(prefix) :] for target in mounted if target.startswith(prefix.lower())}
+    unknown = from_files - set(settings_cls.model_fields)
+    assert not unknown, f"secret files named after no setting: {unknown}"
     required = {field for field, info in settings_cls.model_fields.items() if info.is_required()}
-    assert required <= set_fields, f"required settings not set: {required - set_fields}"
-    # The real thing: the service's own loader, on the environment compose would give it.
+    assert required <= from_env | from_files, f"required settings not set: {required - from_env - from_files}"
+    # The real thing: the service's own loader, on the environment and the files compose would give it.
     dotenv = read_env_file(generated_env)
     for key in list(os.environ):
         if key.startswith(("FRAUDOPS_", "AWS_")):
             monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, interpolate(value, dotenv))
+    monkeypatch.setenv(SECRETS_DIR_ENV, str(run_secrets))
     settings = load_settings(settings_cls)
-    assert settings.tokens
-    if "kafka" in set_fields:
-        assert getattr(settings, "kafka").bootstrap_servers == "kafka:9092"  # noqa: B009
-    if "database_url" in set_fields:
+    tokens = {principal: token.get_secret_value() for principal, token in settings.tokens.items()}
+    assert tokens == json.loads(mounted[f"{prefix.lower()}tokens"])
+    for field in from_files - {"tokens"}:
+        assert getattr(settings, field).get_secret_value() == mounted[prefix.lower() + field], field
+    if "database_url" in from_files:
         assert getattr(settings, "database_url").get_secret_value().startswith("postgresql+psycopg://")  # noqa: B009
+    if "kafka" in from_env:
+        assert getattr(settings, "kafka").bootstrap_servers == "kafka:9092"  # noqa: B009
+    if env.get("AWS_SHARED_CREDENTIALS_FILE"):
+        credentials = mounted[env["AWS_SHARED_CREDENTIALS_FILE"].removeprefix(f"{SECRETS_MOUNT}/")]
+        assert "[default]\naws_access_key_id = fraudops-datasets\naws_secret_access_key = " in credentials
 
 
 def test_wiring_between_the_parts() -> None:
@@ -363,7 +453,8 @@ def test_wiring_between_the_parts() -> None:
     assert ingest["FRAUDOPS_INGEST_DATASETS_URI"].startswith("s3://fraudops-datasets/")
     for env in (ingest, trainer):
         assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
-        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(env)
+        assert env["AWS_SHARED_CREDENTIALS_FILE"] == f"{SECRETS_MOUNT}/datasets_s3_credentials"
+        assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), "the key pair is in the file"
     assert trainer["FRAUDOPS_TRAINER_INGEST_URL"] == "http://ingest:8001"
     assert trainer["FRAUDOPS_TRAINER_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     mlflow = environment(services()["mlflow"])
@@ -372,11 +463,14 @@ def test_wiring_between_the_parts() -> None:
     assert mlflow["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     allowed = interpolate(mlflow["MLFLOW_SERVER_ALLOWED_HOSTS"], {}).split(",")
     assert {"mlflow:5000", "localhost:5000"} <= set(allowed)
-    assert mlflow["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://mlflow:")
+    assert mlflow["MLFLOW_BACKEND_STORE_URI_FILE"] == f"{SECRETS_MOUNT}/mlflow_backend_store_uri"
+    assert mlflow["AWS_SHARED_CREDENTIALS_FILE"] == f"{SECRETS_MOUNT}/mlflow_s3_credentials"
     monitor = environment(services()["monitor"])
     assert monitor["FRAUDOPS_MONITOR_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert monitor["FRAUDOPS_MONITOR_GATEWAY_URL"] == "http://registry-gateway:8005"
-    assert "MONITOR_GATEWAY_TOKEN" in monitor["FRAUDOPS_MONITOR_GATEWAY_TOKEN"]
+    assert secret_paths(services()["monitor"])[f"{SECRETS_MOUNT}/fraudops_monitor_gateway_token"] == (
+        "monitor_gateway_token"
+    )
     assert "monitor-data:/var/lib/fraudops/monitor" in services()["monitor"]["volumes"]
     init = services()["kafka-init"]
     assert init["command"] == ["fraudops", "topics", "create", "--bootstrap", "kafka:9092"]
@@ -398,38 +492,78 @@ def test_mlflow_image_installs_the_workspace_versions_with_hashes() -> None:
         assert workspace.get(name) == version, f"{name}=={version} is not the workspace's version"
     dockerfile = (ROOT / "infrastructure" / "mlflow" / "Dockerfile").read_text(encoding="utf-8")
     assert "--require-hashes" in dockerfile
+    assert 'ENTRYPOINT ["/usr/local/bin/fraudops-mlflow-entrypoint"]' in dockerfile
+    assert "COPY entrypoint.sh /usr/local/bin/fraudops-mlflow-entrypoint" in dockerfile
 
 
-def test_env_example_documents_every_variable_with_refused_placeholders() -> None:
+def test_mlflow_entrypoint_hands_the_backend_uri_file_to_the_server(tmp_path: Path) -> None:
+    entrypoint = ROOT / "infrastructure" / "mlflow" / "entrypoint.sh"
+    assert os.access(entrypoint, os.X_OK), "COPY keeps the mode: the image runs it directly"
+    uri = tmp_path / "uri"
+    uri.write_text("postgresql://mlflow:0123456789abcdef@postgres:5432/mlflow", encoding="utf-8")
+    show = ["sh", "-c", 'printf "%s|%s" "$MLFLOW_BACKEND_STORE_URI" "${MLFLOW_BACKEND_STORE_URI_FILE-unset}"']
+    env = {"PATH": os.environ["PATH"], "MLFLOW_BACKEND_STORE_URI_FILE": str(uri)}
+    result = subprocess.run([BASH, str(entrypoint), *show], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout == f"{uri.read_text(encoding='utf-8')}|unset"
+    both = {**env, "MLFLOW_BACKEND_STORE_URI": "sqlite:///x.db"}
+    refused = subprocess.run([BASH, str(entrypoint), *show], env=both, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0
+    assert "not both" in refused.stderr
+
+
+def test_env_example_documents_every_variable_and_holds_no_secret() -> None:
     documented = {
         line.lstrip("#").partition("=")[0]
         for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
         if re.match(r"^#?[A-Z][A-Z0-9_]*=", line)
     }
     assert referenced_variables() <= documented
-    example = read_env_file(ENV_EXAMPLE)
-    for name in referenced_variables(required_only=True) - {"MINIO_ROOT_USER"}:
-        value = example[name]
-        secrets = list(yaml.safe_load(value).values()) if name.endswith("_TOKENS") else [value]
-        for secret in secrets:
-            with pytest.raises(ValueError, match=r"shorter|placeholder"):
-                check_secret(name, secret)
+    assert not {name for name in documented if SECRET_KEY.search(name)}, "secrets are files in .secrets/"
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    for file in set(declared_secret_files().values()) - COMPOSED_SECRETS:
+        # Families are written with a placeholder, e.g. <service>_operator_token.
+        assert (
+            file in text
+            or re.sub(r"^(ingest|trainer|scorer|monitor|registry_gateway)_", "<service>_", file) in text
+            or (re.sub(r"^(mlflow|ingest|trainer|registry_gateway|airflow)_db_", "<component>_db_", file) in text)
+        ), f".env.example does not explain {file}"
 
 
-def test_make_env_writes_every_required_variable_privately_and_keeps_an_existing_file(
-    generated_env: Path,
-) -> None:
-    values = read_env_file(generated_env)
+def test_make_env_writes_settings_privately_and_keeps_every_secret_value(tmp_path: Path) -> None:
+    env_file, secrets_dir = tmp_path / ".env", tmp_path / ".secrets"
+    run_make_env(env_file, secrets_dir)
+    values = read_env_file(env_file)
     assert referenced_variables(required_only=True) <= set(values)
     assert values["COMPOSE_PROFILES"] == "full"
-    assert stat.S_IMODE(generated_env.stat().st_mode) == 0o600
-    for name in referenced_variables(required_only=True) - {"MINIO_ROOT_USER"}:
-        secrets = list(yaml.safe_load(values[name]).values()) if name.endswith("_TOKENS") else [values[name]]
-        for secret in secrets:
-            check_secret(name, secret)
-    before = generated_env.read_bytes()
-    subprocess.run([BASH, str(MAKE_ENV), str(generated_env)], capture_output=True, check=True)
-    assert generated_env.read_bytes() == before
+    assert not {name for name in values if SECRET_KEY.search(name)}, "no secret in .env"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    before = {file.name: file.read_bytes() for file in secrets_dir.iterdir()}
+    env_before = env_file.read_bytes()
+    run_make_env(env_file, secrets_dir)
+    assert {file.name: file.read_bytes() for file in secrets_dir.iterdir()} == before
+    assert env_file.read_bytes() == env_before
+    # A value someone set is kept, and the files composed from it follow it.
+    (secrets_dir / "ingest_operator_token").write_text("f" * 8 + "0123456789abcdef", encoding="utf-8")
+    (secrets_dir / "ingest_tokens").unlink()
+    run_make_env(env_file, secrets_dir)
+    assert (
+        json.loads((secrets_dir / "ingest_tokens").read_text(encoding="utf-8"))["operator"]
+        == "f" * 8 + "0123456789abcdef"
+    )
+
+
+def test_make_env_takes_the_values_of_an_env_written_before_secrets_were_files(tmp_path: Path) -> None:
+    """Postgres keeps the passwords its volume was created with: an upgraded checkout must not replace them."""
+    old = tmp_path / ".env"
+    old.write_text(
+        "POSTGRES_PASSWORD=0123456789abcdef0123\nAIRFLOW_INGEST_TOKEN='abcdef0123456789abcd'\n", encoding="utf-8"
+    )
+    secrets_dir = tmp_path / ".secrets"
+    output = run_make_env(old, secrets_dir)
+    assert (secrets_dir / "postgres_password").read_text(encoding="utf-8") == "0123456789abcdef0123"
+    assert json.loads((secrets_dir / "ingest_tokens").read_text(encoding="utf-8"))["airflow"] == "abcdef0123456789abcd"
+    assert "delete its secret lines" in output
+    assert "0123456789abcdef0123" not in output
 
 
 def test_docker_compose_accepts_the_file(generated_env: Path) -> None:
@@ -472,7 +606,7 @@ def test_alertmanager_posts_to_the_monitor_with_the_token_secret() -> None:
     alertmanager = services()["alertmanager"]
     assert "--cluster.listen-address=" in alertmanager["command"]
     (secret,) = (secret_source(entry) for entry in alertmanager["secrets"])
-    assert compose()["secrets"][secret] == {"environment": "ALERTMANAGER_WEBHOOK_TOKEN"}
+    assert compose()["secrets"][secret] == {"file": "./.secrets/alertmanager_webhook_token"}
     config = yaml.safe_load((ROOT / "infrastructure" / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
     webhooks = [hook for receiver in config["receivers"] for hook in receiver.get("webhook_configs", [])]
     assert [hook["url"] for hook in webhooks] == [f"http://monitor:{_container_port('monitor')}/v1/alerts"]
@@ -481,14 +615,12 @@ def test_alertmanager_posts_to_the_monitor_with_the_token_secret() -> None:
 
 
 def test_make_env_gives_alertmanager_the_monitors_alertmanager_token(generated_env: Path) -> None:
-    values = read_env_file(generated_env)
-    token = values["ALERTMANAGER_WEBHOOK_TOKEN"]
-    check_secret("ALERTMANAGER_WEBHOOK_TOKEN", token)
-    assert yaml.safe_load(values["FRAUDOPS_MONITOR_TOKENS"])["alertmanager"] == token
-    assert values["FRAUDOPS_MONITOR_TOKENS"].count(token) == 1, "the operator has a token of its own"
-    example = read_env_file(ENV_EXAMPLE)
-    with pytest.raises(ValueError, match=r"shorter|placeholder"):
-        check_secret("ALERTMANAGER_WEBHOOK_TOKEN", example["ALERTMANAGER_WEBHOOK_TOKEN"])
+    secrets_dir = generated_secrets(generated_env)
+    token = (secrets_dir / "alertmanager_webhook_token").read_text(encoding="utf-8")
+    check_secret("alertmanager_webhook_token", token)
+    table = (secrets_dir / "monitor_tokens").read_text(encoding="utf-8")
+    assert json.loads(table)["alertmanager"] == token
+    assert table.count(token) == 1, "the operator has a token of its own"
 
 
 def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their_airflow_tokens(
@@ -497,6 +629,7 @@ def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their
     """api-server, scheduler, dag-processor and triggerer share one image and configuration; the DAGs'
     connections point at the services on the compose network with each service's "airflow" principal token."""
     dotenv = read_env_file(generated_env)
+    secrets_dir = generated_secrets(generated_env)
     api, scheduler, processor, triggerer = (
         services()[n] for n in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
     )
@@ -511,20 +644,28 @@ def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their
     env = {key: interpolate(value, dotenv) for key, value in environment(scheduler).items()}
     for other in (processor, triggerer):
         assert env == {key: interpolate(value, dotenv) for key, value in environment(other).items()}
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://airflow:")
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
-    assert (
-        "create_database airflow AIRFLOW_DB_PASSWORD" in (ROOT / "infrastructure/compose/postgres-init.sh").read_text()
-    )
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"] == f"cat {SECRETS_MOUNT}/airflow_sql_alchemy_conn"
+    conn = (secrets_dir / "airflow_sql_alchemy_conn").read_text(encoding="utf-8")
+    password = (secrets_dir / "airflow_db_password").read_text(encoding="utf-8")
+    assert conn == f"postgresql+psycopg://airflow:{password}@postgres:5432/airflow"
+    assert "\ncreate_database airflow\n" in (ROOT / "infrastructure/compose/postgres-init.sh").read_text()
+    assert "airflow_db_password" in {secret_source(entry) for entry in services()["postgres"]["secrets"]}
+    for name in AIRFLOW:
+        assert {f"{SECRETS_MOUNT}/airflow_sql_alchemy_conn", f"{SECRETS_MOUNT}/airflow_connections.json"} <= set(
+            secret_paths(services()[name])
+        ), name
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__SECRETS__BACKEND"] == "airflow.secrets.local_filesystem.LocalFilesystemBackend"
+    connections = json.loads((secrets_dir / "airflow_connections.json").read_text(encoding="utf-8"))
     ports = {"ingest": 8001, "trainer": 8002, "monitor": 8004, "registry-gateway": 8005}
+    assert set(connections) == {f"fraudops_{service.replace('-', '_')}" for service in ports}
     for service, port in ports.items():
-        suffix = service.replace("-", "_").upper()
-        token = dotenv[f"AIRFLOW_{suffix}_TOKEN"]
-        assert env[f"AIRFLOW_CONN_FRAUDOPS_{suffix}"] == f"http://:{token}@{service}:{port}"
-        table = yaml.safe_load(dotenv[f"FRAUDOPS_{suffix}_TOKENS"])
+        suffix = service.replace("-", "_")
+        token = (secrets_dir / f"airflow_{suffix}_token").read_text(encoding="utf-8")
+        assert connections[f"fraudops_{suffix}"] == f"http://:{token}@{service}:{port}"
+        table = json.loads((secrets_dir / f"{suffix}_tokens").read_text(encoding="utf-8"))
         assert table["airflow"] == token, f"{service} does not accept Airflow's token"
         assert services()[service]["ports"][0].endswith(f":{port}"), f"{service} listens on {port}"
     # Tasks run in the scheduler (LocalExecutor): it needs every service up and the API server's execution API.
@@ -532,10 +673,13 @@ def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their
     monitor = environment(services()["monitor"])
     assert monitor["FRAUDOPS_MONITOR_AIRFLOW__URL"] == "http://airflow-api-server:8080"
     assert monitor["FRAUDOPS_MONITOR_AIRFLOW__USERNAME"] == "monitor"
-    assert "AIRFLOW_MONITOR_PASSWORD" in monitor["FRAUDOPS_MONITOR_AIRFLOW_PASSWORD"]
+    assert secret_paths(services()["monitor"])[f"{SECRETS_MOUNT}/fraudops_monitor_airflow_password"] == (
+        "airflow_monitor_password"
+    )
     init = services()["airflow-init"]
     assert '["airflow", "db", "migrate"]' in init["command"][-1]
-    assert {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_MONITOR_PASSWORD"} <= set(environment(init))
+    assert 'f"/run/secrets/airflow_{user}_password"' in init["command"][-1]
+    assert {"airflow_admin_password", "airflow_monitor_password"} <= set(secret_paths(init).values())
     for name in AIRFLOW:
         assert services()[name]["volumes"] == ["airflow-home:/opt/airflow/home"]
 
