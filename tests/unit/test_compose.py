@@ -167,6 +167,14 @@ all_services = pytest.mark.parametrize("name", sorted(FULL))
 app_services = pytest.mark.parametrize("name", sorted(SERVICES))
 
 
+def test_kafka_runs_the_version_the_local_stack_and_tests_run() -> None:
+    # The local stack's jars come from infrastructure/kafka/pom.xml: compose users get the broker the tests ran.
+    pom = (ROOT / "infrastructure" / "kafka" / "pom.xml").read_text(encoding="utf-8")
+    local = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert local is not None
+    assert services()["kafka"]["image"] == f"apache/kafka:{local.group(1)}"
+
+
 def test_the_stack_is_complete_and_every_service_names_its_profiles() -> None:
     assert set(services()) == FULL
     for name, service in services().items():
