@@ -61,6 +61,23 @@ def test_card_precision_counts_cards_per_day_and_divides_by_k() -> None:
     assert card_precision_at_k(frame, k=4) == pytest.approx((2 / 4 + 0) / 2)
 
 
+def test_card_precision_leaves_cards_caught_on_earlier_days_out() -> None:
+    day1 = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    day2 = day1 + timedelta(days=1)
+    frame = pd.DataFrame(
+        {
+            "event_time": [day1, day1, day2, day2, day2],
+            "customer_id": ["a", "b", "a", "b", "c"],
+            "is_fraud": [1, 0, 1, 0, 1],
+            "score": [0.9, 0.1, 0.9, 0.8, 0.5],
+        }
+    )
+    # Day 1: a is caught (1/1). Day 2: a is blocked already, so the top 1 is b, not a fraud (0/1).
+    assert card_precision_at_k(frame, k=1) == pytest.approx(0.5)
+    # With room for two on day 2, the check after b goes to c, a fraud not yet caught.
+    assert card_precision_at_k(frame, k=2) == pytest.approx((1 / 2 + 1 / 2) / 2)
+
+
 def test_daily_budget_threshold_and_operating_point() -> None:
     scores = np.linspace(0, 1, 1000)
     threshold = threshold_for_daily_budget(scores, days=10, alerts_per_day=5)

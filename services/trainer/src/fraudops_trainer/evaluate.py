@@ -13,9 +13,12 @@ from typing import Annotated, Any
 
 import typer
 
-# The Fraud Detection Handbook's best published XGBoost on its baseline protocol (train 2018-07-25..31,
-# 7-day delay, test 2018-08-08..14), and the targets this project set itself.
+# The Fraud Detection Handbook's best published XGBoost (chapter 5, "Model selection": the best test figure
+# of each metric over its parameter search), and the targets this project set itself. The Handbook's figures
+# are means over its four test folds (tests 2018-08-08 to 2018-09-04, each +/- 0.01 across folds) on its own
+# random draw of the dataset: `--protocol prequential` is the like-for-like comparison.
 HANDBOOK_XGBOOST = {"roc_auc": 0.872, "average_precision": 0.694, "card_precision_at_100": 0.304}
+HANDBOOK_XGBOOST_PROTOCOL = "mean of 4 test folds, train 2018-07-25 .. 2018-08-15 + 7 days, 7-day delay, test 7 days"
 TARGETS = {"roc_auc": 0.875, "average_precision": 0.70, "card_precision_at_100": 0.305}
 
 
@@ -30,7 +33,11 @@ def _headline(report: dict[str, float]) -> dict[str, float]:
 
 def evaluate(
     protocol: Annotated[
-        Protocol, typer.Option(help="handbook: one split; prequential: 4 folds moved back a week.")
+        Protocol,
+        typer.Option(
+            help="handbook: one split (test 2018-08-08..14); prequential: the Handbook's 4 test folds "
+            "(tests 2018-08-08..09-04), the protocol of its published figures."
+        ),
     ] = Protocol.HANDBOOK,
     source: Annotated[
         Path | None, typer.Option("--input", help="Parquet dataset; default: the simulator's published dataset.")
@@ -40,7 +47,7 @@ def evaluate(
     """Train and evaluate on the Handbook's protocol; print our figures beside the published ones as JSON."""
     import pandas as pd
 
-    from fraudops.evaluation.protocol import HANDBOOK_SPLIT, Split, prequential_splits
+    from fraudops.evaluation.protocol import HANDBOOK_SPLIT, HANDBOOK_TEST_FOLDS, Split
     from fraudops.simulator import SimulatorConfig, simulate
     from fraudops_trainer.pipeline import train_model
     from fraudops_trainer.spec import ModelParameters, ProtocolParameters
@@ -50,7 +57,7 @@ def evaluate(
     parameters = ModelParameters()
     folds: list[Split] = [HANDBOOK_SPLIT]
     if protocol is Protocol.PREQUENTIAL:
-        folds = prequential_splits(HANDBOOK_SPLIT, folds=4)
+        folds = list(HANDBOOK_TEST_FOLDS)
     results: list[dict[str, Any]] = []
     for split in folds:
         model = train_model(frame, parameters, ProtocolParameters(), search_trials, lambda *_: None, split=split)
@@ -61,6 +68,7 @@ def evaluate(
         "protocol": protocol.value,
         "ours": headline,
         "handbook_xgboost": HANDBOOK_XGBOOST,
+        "handbook_xgboost_protocol": HANDBOOK_XGBOOST_PROTOCOL,
         "targets": TARGETS,
         "meets_targets": {key: headline[key] >= TARGETS[key] for key in TARGETS},
         "folds": results,

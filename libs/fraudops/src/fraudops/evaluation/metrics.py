@@ -49,7 +49,9 @@ def card_precision_at_k(
     """Card Precision@k per day, averaged over days (Fraud Detection Handbook, chapter 4).
 
     Each day, every card gets the highest score of its payments that day; of the k cards ranked first,
-    the share that had at least one fraud that day. Days without payments are skipped.
+    the share that had at least one fraud that day. Days without payments are skipped. A card found
+    compromised in a day's top k is blocked after investigation, so it leaves the following days' rankings
+    (the Handbook's definition): an investigator's k checks a day go to cards not yet caught.
     """
     if frame.empty:
         return float("nan")
@@ -60,10 +62,13 @@ def card_precision_at_k(
         .agg(score=(score, "max"), fraud=(label, "max"))
         .reset_index()
     )
+    caught: set[object] = set()
     precisions = []
     for _, cards in per_card.groupby("_day"):
-        top = cards.nlargest(k, "score")
-        precisions.append(float(top["fraud"].sum()) / k)
+        top = cards[~cards[card].isin(caught)].nlargest(k, "score")
+        found = top.loc[top["fraud"] > 0, card]
+        caught.update(found)
+        precisions.append(len(found) / k)
     return float(np.mean(precisions))
 
 

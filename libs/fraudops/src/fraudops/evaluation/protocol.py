@@ -36,10 +36,12 @@ def _days(frame: pd.DataFrame) -> pd.Series:
 
 
 def split_frames(frame: pd.DataFrame, split: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train rows, and test rows minus the cards already known compromised.
+    """Train rows, and test rows minus the cards already known compromised (Handbook, chapter 3).
 
     A card is known compromised once one of its frauds is known: the frauds of the training period, and
-    for each test day, the frauds up to `delay_days` before it (their labels have arrived by then).
+    for each test day, the frauds of the days ending `delay_days` before it starts. A fraud of the day
+    exactly `delay_days` earlier is labelled only at its own time of day, after the test day has started,
+    so its card still counts as unknown that day.
     """
     day = _days(frame)
     start = pd.Timestamp(split.train_start)
@@ -50,7 +52,7 @@ def split_frames(frame: pd.DataFrame, split: Split) -> tuple[pd.DataFrame, pd.Da
     kept = []
     for offset in range(split.test_days):
         today = test_start + pd.Timedelta(days=offset)
-        labelled_day = today - pd.Timedelta(days=split.delay_days)
+        labelled_day = today - pd.Timedelta(days=split.delay_days + 1)
         newly = frame[(day == labelled_day) & (frame["is_fraud"] == 1)]
         known |= set(newly["customer_id"])
         todays = frame[(day == today) & ~frame["customer_id"].isin(known)]
@@ -69,3 +71,8 @@ def prequential_splits(last: Split, folds: int, step_days: int | None = None) ->
 
 
 HANDBOOK_SPLIT = Split(train_start=date(2018, 7, 25), train_days=7, delay_days=7, test_days=7)
+# The Handbook's published model-selection figures (chapter 5) are means over these four test folds,
+# 2018-08-08 to 2018-09-04, not the single split above; its models are chosen on the four validation folds,
+# which end before the first test fold starts.
+HANDBOOK_TEST_FOLDS = prequential_splits(Split(HANDBOOK_SPLIT.train_start + timedelta(days=21), 7, 7, 7), folds=4)
+HANDBOOK_VALIDATION_FOLDS = prequential_splits(Split(HANDBOOK_SPLIT.train_start - timedelta(days=14), 7, 7, 7), folds=4)
