@@ -90,6 +90,7 @@ def fit(train: pd.DataFrame, parameters: ModelParameters, seed: int = 0) -> xgb.
         "max_depth": parameters.max_depth,
         "eta": parameters.learning_rate,
         "min_child_weight": parameters.min_child_weight,
+        "max_bin": parameters.max_bin,
         "subsample": parameters.subsample,
         "colsample_bytree": parameters.colsample_bytree,
         "seed": seed,
