@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -27,7 +28,7 @@ from starlette.types import Scope
 from fraudops import __version__
 from fraudops.errors import ConfigurationError, FraudOpsError
 from fraudops.health import Probe, health_router
-from fraudops.json_guard import JsonBodyGuard
+from fraudops.json_guard import BODY_METHODS, JsonBodyGuard
 from fraudops.limits import BodySizeLimit, RequestTimeout
 from fraudops.logs import configure_logging
 from fraudops.settings import ServiceSettings, load_settings
@@ -45,6 +46,14 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+# The body limit and the deadline are middleware: they can answer on every route.
+MIDDLEWARE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "Request body larger than the limit (the MAX_BODY_BYTES setting)."},
+    504: {
+        "model": ErrorResponse,
+        "description": "The request took longer than the deadline (the REQUEST_TIMEOUT_S setting).",
+    },
+}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid bearer token."},
     403: {
@@ -52,6 +61,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The token's principal may not take this action (the SCOPES setting).",
     },
     422: {"model": ErrorResponse, "description": "The request is invalid; `detail` says why."},
+    **MIDDLEWARE_RESPONSES,
+}
+JSON_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    415: {"model": ErrorResponse, "description": "A body was sent that is not application/json."},
 }
 
 
@@ -163,13 +176,22 @@ def create_service_app(
     app.add_middleware(
         RequestTimeout, timeout_s=lambda scope: float(limit(scope, "request_timeout_s", 1)), refused=refused
     )
-    app.include_router(health_router(service))
+    app.include_router(health_router(service), responses=MIDDLEWARE_RESPONSES)
     for router in routers:
+        _declare_json_body_refusals(router, upload_limits)
         app.include_router(router, responses=ERROR_RESPONSES)
     Instrumentator(registry=metrics.registry, excluded_handlers=["/metrics"]).instrument(
         app, metric_namespace="fraud"
     ).expose(app, endpoint="/metrics", include_in_schema=False)
     return app
+
+
+def _declare_json_body_refusals(router: APIRouter, raw_body_paths: Collection[str]) -> None:
+    """The JSON guard answers 415 on every route that takes a JSON body: each such route's document says so."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and (route.methods or set()) & BODY_METHODS and route.path not in raw_body_paths:
+            for status, response in JSON_BODY_RESPONSES.items():
+                route.responses.setdefault(status, response)
 
 
 def serve(app_path: str, service: str, settings_cls: type[ServiceSettings]) -> None:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from fraudops.auth import Principal, RequireAction
-from fraudops.contracts.messages import Label, LabelSource, Transaction
+from fraudops.contracts.messages import IsoDatetime, Label, LabelSource, Transaction
 from fraudops.errors import DependencyUnavailableError
 from fraudops.kafka import ManagedProducer
 from fraudops.service import ErrorResponse
@@ -63,7 +63,11 @@ SUBMISSION_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     413: {"model": ErrorResponse, "description": "Body larger than the limit."},
     415: {"model": ErrorResponse, "description": "Body is not application/json."},
-    422: {"model": ErrorResponse, "description": "Body unreadable, or no item was acceptable (see results)."},
+    422: {
+        # Each item's outcome when every item was rejected; the error shape when the body itself is unreadable.
+        "model": SubmissionResult | ErrorResponse,
+        "description": "Body unreadable (`error`, `detail`), or no item was acceptable (`results` says why).",
+    },
     503: {"model": ErrorResponse, "description": "Kafka or the database did not acknowledge; retry the same body."},
 }
 
@@ -175,7 +179,7 @@ class LabelPage(BaseModel):
 )
 async def list_labels(
     request: Request,
-    as_of: Annotated[datetime | None, Query(description="Only labels known at this time (default: now).")] = None,
+    as_of: Annotated[IsoDatetime | None, Query(description="Only labels known at this time (default: now).")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     after: Annotated[int, Query(ge=0, le=2**62, description="Cursor from the previous page's next_after.")] = 0,
 ) -> LabelPage:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from fraudops.contracts.messages import IsoDatetime
 from fraudops_monitor.performance import LivePerformance
 from fraudops_monitor.settings import ActionKind, PolicySettings
 
@@ -28,8 +28,8 @@ class Alert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: LabelSet
     annotations: LabelSet = {}
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: IsoDatetime
+    endsAt: IsoDatetime | None = None
     generatorURL: Text = ""
     fingerprint: str = Field(default="", max_length=64)
 

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from fraudops.auth import Principal, RequireAction
+from fraudops.service import ErrorResponse
 from fraudops_monitor.actions import ActionDispatcher, ActionRecord, OutcomeReport
 from fraudops_monitor.alerts import AlertmanagerNotification
 from fraudops_monitor.evaluator import EVALUATIONS_KEPT, Evaluator
@@ -86,6 +87,16 @@ async def list_reports(request: Request, limit: Annotated[int, Query(ge=1, le=50
     "/reports/{report_id}",
     summary="A report: Evidently's HTML (default), Evidently's JSON, or the monitor's summary",
     response_model=None,
+    responses={
+        200: {
+            "description": "The report in the format asked for.",
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+        404: {"model": ErrorResponse, "description": "No such report, or none in that format."},
+    },
 )
 async def get_report(
     request: Request, report_id: str, format: Literal["html", "json", "summary"] = "html"
@@ -118,7 +129,12 @@ async def list_actions(request: Request, limit: Annotated[int, Query(ge=1, le=10
     return _dispatcher(request).log.all(limit)
 
 
-@router.get("/actions/{action_id}", response_model=ActionRecord, summary="One action")
+@router.get(
+    "/actions/{action_id}",
+    response_model=ActionRecord,
+    summary="One action",
+    responses={404: {"model": ErrorResponse, "description": "No such action."}},
+)
 async def get_action(request: Request, action_id: ActionId) -> ActionRecord:
     return _dispatcher(request).log.get(action_id)
 
@@ -127,6 +143,10 @@ async def get_action(request: Request, action_id: ActionId) -> ActionRecord:
     "/actions/{action_id}/outcome",
     response_model=ActionRecord,
     summary="How a workflow the monitor started ended (the retraining DAG reports here)",
+    responses={
+        404: {"model": ErrorResponse, "description": "No such action."},
+        409: {"model": ErrorResponse, "description": "Not a retraining, or not a final outcome."},
+    },
 )
 async def record_outcome(
     request: Request,

@@ -117,7 +117,8 @@ async def get_model(request: Request, name: ModelName) -> ModelView:
 async def get_history(
     request: Request,
     name: ModelName,
-    after: Annotated[int, Query(ge=0, le=2**62, description="Cursor from the previous page's next_after.")] = 0,
+    # Audit ids are 32-bit integers in the database; a larger cursor would fail the query.
+    after: Annotated[int, Query(ge=0, le=2**31 - 1, description="Cursor from the previous page's next_after.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> HistoryPage:
     records = await asyncio.to_thread(_store(request).history, name, after, limit + 1)

@@ -92,7 +92,12 @@ async def start_job(
     )
 
 
-@router.get("/{job_id}", response_model=JobView, summary="A job's state, progress and, when done, run and model")
+@router.get(
+    "/{job_id}",
+    response_model=JobView,
+    summary="A job's state, progress and, when done, run and model",
+    responses={404: {"model": ErrorResponse, "description": "No such job."}},
+)
 async def get_job(request: Request, job_id: JobId) -> JobView:
     record = await asyncio.to_thread(request.app.state.jobs.get, job_id)
     if record is None:

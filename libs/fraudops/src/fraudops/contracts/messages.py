@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from fraudops.contracts.avro import AvroCodec, default_codec
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+
+_NUMBER_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _iso_8601(value: Any) -> Any:
+    """Only dates and ISO 8601 text get through: pydantic would read a number, or a numeric string, as Unix time."""
+    if isinstance(value, date) or (isinstance(value, str) and not _NUMBER_TEXT.match(value)):
+        return value
+    raise ValueError("must be an ISO 8601 date or timestamp in a string (e.g. 2024-05-01T12:00:00Z)")
 
 
 def _utc(value: datetime) -> datetime:
@@ -38,8 +49,10 @@ def _plausible(value: datetime) -> datetime:
     return value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
-EventTime = Annotated[datetime, AfterValidator(_utc), AfterValidator(_plausible)]
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_8601)]
+IsoDate = Annotated[date, BeforeValidator(_iso_8601)]
+UtcDatetime = Annotated[IsoDatetime, AfterValidator(_utc)]
+EventTime = Annotated[UtcDatetime, AfterValidator(_plausible)]
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 
 

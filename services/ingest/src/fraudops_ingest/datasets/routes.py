@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fraudops.auth import Principal, RequireAction
+from fraudops.contracts.messages import IsoDate, IsoDatetime
 from fraudops.errors import ConflictError, InvalidInputError, NotFoundError
 from fraudops.service import ErrorResponse
 from fraudops_ingest.datasets.reading import UploadFormat, require_columns, upload_columns
@@ -58,7 +59,7 @@ class SimulationRequest(BaseModel):
     customers: int = Field(default=5000, ge=10, le=50_000)
     terminals: int = Field(default=10_000, ge=10, le=100_000)
     days: int = Field(default=183, ge=1, le=730)
-    start_date: date = date(2018, 4, 1)
+    start_date: IsoDate = date(2018, 4, 1)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     drift: str | None = Field(default=None, pattern=r"^[a-z_]{1,64}$")
     drift_start_day: int | None = Field(default=None, ge=0, le=730)
@@ -67,8 +68,8 @@ class SimulationRequest(BaseModel):
 class StreamDatasetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: datetime = Field(description="First event time included (ISO 8601; UTC when no zone is given).")
-    end: datetime = Field(description="Event times up to, not including, this instant.")
+    start: IsoDatetime = Field(description="First event time included (ISO 8601; UTC when no zone is given).")
+    end: IsoDatetime = Field(description="Event times up to, not including, this instant.")
     name: str = Field(default="stream", pattern=r"^[A-Za-z0-9._-]{1,128}$")
 
 
@@ -173,8 +174,12 @@ def _period(start: date | None, end: date | None) -> tuple[datetime, datetime]:
 DATASET_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": DatasetView, "description": "Accepted; poll the Location."},
     409: {"model": ErrorResponse, "description": "Idempotency-Key reused for other content."},
-    413: {"model": ErrorResponse, "description": "Upload larger than the limit."},
+}
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **DATASET_RESPONSES,
+    413: {"model": ErrorResponse, "description": "Upload larger than the limit (the MAX_UPLOAD_BYTES setting)."},
     415: {"model": ErrorResponse, "description": "Content type is not text/csv or Parquet."},
+    504: {"model": ErrorResponse, "description": "The upload took longer than the UPLOAD_TIMEOUT_S setting allows."},
 }
 
 
@@ -183,7 +188,7 @@ DATASET_RESPONSES: dict[int | str, dict[str, Any]] = {
     summary="Upload a CSV or Parquet dataset for validation and storage",
     status_code=202,
     response_model=DatasetView,
-    responses=DATASET_RESPONSES,
+    responses=UPLOAD_RESPONSES,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -199,8 +204,8 @@ async def upload_dataset(
     principal: DatasetWriter,
     idempotency_key: IdempotencyKey = None,
     name: Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,128}$")] = "upload",
-    period_start: Annotated[date | None, Query(description="First day rows may fall on (UTC).")] = None,
-    period_end: Annotated[date | None, Query(description="Last day rows may fall on (UTC).")] = None,
+    period_start: Annotated[IsoDate | None, Query(description="First day rows may fall on (UTC).")] = None,
+    period_end: Annotated[IsoDate | None, Query(description="Last day rows may fall on (UTC).")] = None,
 ) -> JSONResponse:
     from fraudops_ingest.submissions import UnsupportedMediaTypeError
 
@@ -278,7 +283,10 @@ async def simulate_dataset(
     ),
     status_code=202,
     response_model=DatasetView,
-    responses={**DATASET_RESPONSES, 422: {"model": ErrorResponse, "description": "Window empty or too long."}},
+    responses={
+        **DATASET_RESPONSES,
+        422: {"model": ErrorResponse, "description": "The request is invalid, or the window is empty or too long."},
+    },
 )
 async def stream_dataset(
     request: Request,
@@ -312,7 +320,12 @@ async def stream_dataset(
     return _accepted(record)
 
 
-@router.get("/{dataset_id}", summary="A dataset's status, row counts, report and URI", response_model=DatasetView)
+@router.get(
+    "/{dataset_id}",
+    summary="A dataset's status, row counts, report and URI",
+    response_model=DatasetView,
+    responses={404: {"model": ErrorResponse, "description": "No such dataset."}},
+)
 async def get_dataset(
     request: Request, dataset_id: Annotated[str, PathParam(pattern=r"^ds-[0-9a-f]{20}$")]
 ) -> DatasetView:
