@@ -63,7 +63,7 @@ def evaluate(
         model = train_model(frame, parameters, ProtocolParameters(), search_trials, lambda *_: None, split=split)
         parameters = model.parameters
         results.append({"split": split.describe(), **model.report.as_dict(), "thresholds": model.thresholds})
-    headline = {key: sum(r[key] for r in results) / len(results) for key in HANDBOOK_XGBOOST}
+    headline = {key: round(sum(r[key] for r in results) / len(results), 6) for key in HANDBOOK_XGBOOST}
     output = {
         "protocol": protocol.value,
         "ours": headline,
