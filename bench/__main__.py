@@ -21,11 +21,14 @@ BENCHMARKS = {
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _markdown(figures: list[Figure], description: dict[str, object], when: str) -> str:
+def _markdown(figures: list[Figure], description: dict[str, object], when: str, rerun: list[str]) -> str:
+    measured = f"Measured {when} by `make bench`"
+    if rerun:
+        measured += f" (re-measured by `python -m bench {' '.join(rerun)}`; other rows kept from the previous run)"
     lines = [
         "# Benchmarks",
         "",
-        f"Measured {when} by `make bench` on: {description['platform']}, {description['cpus']} CPUs, "
+        f"{measured} on: {description['platform']}, {description['cpus']} CPUs, "
         f"Python {description['python']}, load average {description['load_average']}.",
         "Every figure has a baseline measured in the same run; the ratio is figure / baseline.",
         "",
@@ -40,6 +43,25 @@ def _markdown(figures: list[Figure], description: dict[str, object], when: str) 
     return "\n".join(lines) + "\n"
 
 
+def _with_previous(results: Path, figures: list[Figure]) -> list[Figure]:
+    """A partial run's figures, in place of their benchmarks' rows in the latest full results.
+
+    Without this, re-measuring one benchmark would leave a results file and BENCHMARKS.md holding only it.
+    """
+    previous = sorted(results.glob("*.json"))
+    if not previous:
+        return figures
+    fresh = {f.benchmark for f in figures}
+    merged: list[Figure] = []
+    for row in json.loads(previous[-1].read_text())["figures"]:
+        if row["benchmark"] in fresh:
+            merged.extend(f for f in figures if f.benchmark == row["benchmark"] and f not in merged)
+        else:
+            merged.append(Figure(**{k: v for k, v in row.items() if k != "ratio"}))
+    merged.extend(f for f in figures if f not in merged)
+    return merged
+
+
 def main(selected: list[str]) -> None:
     unknown = set(selected) - BENCHMARKS.keys()
     if unknown:
@@ -52,9 +74,13 @@ def main(selected: list[str]) -> None:
     description = machine()
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
+    if selected:
+        figures = _with_previous(results, figures)
     payload = {"date": when, "machine": description, "figures": [f.as_dict() for f in figures]}
+    if selected:
+        payload["rerun"] = selected
     (results / f"{when}.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-    (ROOT / "BENCHMARKS.md").write_text(_markdown(figures, description, when))
+    (ROOT / "BENCHMARKS.md").write_text(_markdown(figures, description, when, selected))
     print(json.dumps(payload, indent=2, ensure_ascii=False))
 
 

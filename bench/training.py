@@ -8,7 +8,7 @@ import numpy as np
 import xgboost as xgb
 
 from bench.harness import Figure
-from fraudops.evaluation.protocol import HANDBOOK_SPLIT, split_frames
+from fraudops.evaluation.protocol import HANDBOOK_SPLIT, HANDBOOK_TEST_FOLDS, split_frames
 from fraudops.features import FEATURE_NAMES
 from fraudops.simulator import SimulatorConfig, simulate
 from fraudops_trainer.evaluate import HANDBOOK_XGBOOST, TARGETS
@@ -32,6 +32,8 @@ def run() -> list[Figure]:
         "tree_method": "hist",
         "max_depth": parameters.max_depth,
         "eta": parameters.learning_rate,
+        "min_child_weight": parameters.min_child_weight,
+        "max_bin": parameters.max_bin,
     }
     started = time.perf_counter()
     for _ in range(2):
@@ -39,6 +41,12 @@ def run() -> list[Figure]:
     bare_seconds = time.perf_counter() - started
 
     report = model.report.as_dict()
+    # The Handbook's published figures are means over its four test folds; the last fold is the split above.
+    prequential = [report] + [
+        train_model(frame, parameters, ProtocolParameters(), 0, lambda *_: None, split=fold).report.as_dict()
+        for fold in HANDBOOK_TEST_FOLDS
+        if fold != HANDBOOK_SPLIT
+    ]
     figures = [
         Figure(
             benchmark="training",
@@ -50,17 +58,35 @@ def run() -> list[Figure]:
             target="< 180 s",
         )
     ]
-    for key, published in HANDBOOK_XGBOOST.items():
-        figures.append(
-            Figure(
-                benchmark="model_quality",
-                metric=f"{key} (Handbook protocol, test 2018-08-08..14)",
-                unit="",
-                value=report[key],
-                baseline_name="Fraud Detection Handbook's best XGBoost",
-                baseline=published,
-                lower_is_better=False,
-                target=f">= {TARGETS[key]}",
+    mean_of_folds = {
+        key: round(sum(fold[key] for fold in prequential) / len(prequential), 6) for key in HANDBOOK_XGBOOST
+    }
+    protocols = (
+        (
+            "Handbook protocol, test 2018-08-08..14",
+            report,
+            "mean of its 4 test folds",
+            {key: f">= {target}" for key, target in TARGETS.items()},
+        ),
+        (
+            "prequential: mean of the Handbook's 4 test folds, tests 2018-08-08..09-04",
+            mean_of_folds,
+            "same folds, its own dataset draw",
+            dict.fromkeys(HANDBOOK_XGBOOST, "informational: the like-for-like comparison"),
+        ),
+    )
+    for protocol, values, baseline_folds, targets in protocols:
+        for key, published in HANDBOOK_XGBOOST.items():
+            figures.append(
+                Figure(
+                    benchmark="model_quality",
+                    metric=f"{key} ({protocol})",
+                    unit="",
+                    value=values[key],
+                    baseline_name=f"Fraud Detection Handbook's best XGBoost ({baseline_folds})",
+                    baseline=published,
+                    lower_is_better=False,
+                    target=targets[key],
+                )
             )
-        )
     return figures
