@@ -259,9 +259,9 @@ def test_images_are_pinned(name: str) -> None:
     image = str(service["image"])
     assert "latest" not in image
     if "build" in service:
-        # The local build's name: FRAUDOPS_IMAGE_PREFIX and FRAUDOPS_IMAGE_TAG select prebuilt ones.
-        assert image.startswith("${FRAUDOPS_IMAGE_PREFIX:-fraudops}/")
-        assert image.endswith(":${FRAUDOPS_IMAGE_TAG:-dev}")
+        # One variable selects every prebuilt image (the images workflow's <repository>:<version>-<component>);
+        # unset, the local build's name.
+        assert re.fullmatch(r"\$\{FRAUDOPS_IMAGES:-fraudops:dev\}-[a-z-]+", image), image
     else:
         assert RELEASE_TAG.match(image), f"{image} is not pinned to a release"
     if name == "postgres":
@@ -645,9 +645,7 @@ def test_airflow_runs_on_the_shared_postgres_and_reaches_the_services_with_their
     assert scheduler["command"] == ["airflow", "scheduler"]
     assert processor["command"] == ["airflow", "dag-processor"]
     assert triggerer["command"] == ["airflow", "triggerer"]
-    assert {services()[name]["image"] for name in AIRFLOW} == {
-        "${FRAUDOPS_IMAGE_PREFIX:-fraudops}/airflow:${FRAUDOPS_IMAGE_TAG:-dev}"
-    }
+    assert {services()[name]["image"] for name in AIRFLOW} == {"${FRAUDOPS_IMAGES:-fraudops:dev}-airflow"}
     assert api["ports"] == ["127.0.0.1:${FRAUDOPS_AIRFLOW_PORT:-8080}:8080"]
     env = {key: interpolate(value, dotenv) for key, value in environment(scheduler).items()}
     for other in (processor, triggerer):

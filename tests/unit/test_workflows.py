@@ -213,6 +213,22 @@ def test_images_workflow_builds_every_image(workflows: dict[str, dict[str, Any]]
         assert (REPO_ROOT / entry["context"]).is_dir()
 
 
+def test_compose_runs_a_published_release_through_one_variable(workflows: dict[str, dict[str, Any]]) -> None:
+    publish = jobs(workflows["images.yml"])["publish"]
+    push = "\n".join(step.get("run", "") for step in publish["steps"])
+    # What the workflow pushes is <repository>:<release>-<component>, for the version and the commit...
+    assert 'docker push "${repository}:${release}-${IMAGE}"' in push
+    assert re.search(r'for release in "\$\{VERSION#v\}" "\$\{COMMIT\}"', push)
+    # ...so FRAUDOPS_IMAGES=<repository>:<release> names every image compose runs that the workflow builds.
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    selected = {
+        match.group(1)
+        for service in compose["services"].values()
+        if (match := re.fullmatch(r"\$\{FRAUDOPS_IMAGES:-fraudops:dev\}-([a-z-]+)", str(service["image"])))
+    }
+    assert selected == set(publish["strategy"]["matrix"]["image"])
+
+
 def test_terraform_workflow_never_applies(workflows: dict[str, dict[str, Any]]) -> None:
     for script in run_scripts(workflows["terraform.yml"]):
         assert not re.search(r"terraform\s+(apply|destroy|import)", script), script
