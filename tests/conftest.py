@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.postgres import admin_dsn, fresh_database
-from tests.support.stack import RunningStack, run_cli, stack_environment
+from tests.support.stack import RunningStack, started_stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,14 +40,6 @@ def gateway_database_dsn(postgres_admin_dsn: str) -> Iterator[str]:
 def running_stack(
     tmp_path_factory: pytest.TempPathFactory, mlflow_backend_dsn: str, gateway_database_dsn: str
 ) -> Iterator[RunningStack]:
-    """`fraudops up` on free ports, MLflow and the registry gateway on Postgres; `fraudops down` afterwards."""
-    state_dir: Path = tmp_path_factory.mktemp("stack")
-    env = stack_environment(state_dir, mlflow_backend_dsn)
-    # As in compose: the gateway's audit store is Postgres (the stack's default would be SQLite).
-    env["FRAUDOPS_REGISTRY_GATEWAY_DATABASE_URL"] = gateway_database_dsn
-    try:
-        result = run_cli(env, "up")
-        assert result.returncode == 0, f"fraudops up failed:\n{result.stdout}\n{result.stderr}"
-        yield RunningStack(env)
-    finally:
-        run_cli(env, "down")
+    """The session's stack: `fraudops up` on free ports, MLflow and the registry gateway on Postgres."""
+    with started_stack(tmp_path_factory.mktemp("stack"), mlflow_backend_dsn, gateway_database_dsn) as stack:
+        yield stack

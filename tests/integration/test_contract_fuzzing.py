@@ -7,6 +7,7 @@ refused, and operations that declare security refuse a missing or a wrong token.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from schemathesis import Case, CheckContext, Response
 from schemathesis.schemas import BaseSchema
 
 from fraudops.paths import repo_root
-from tests.support.stack import RunningStack
+from tests.support.postgres import fresh_database
+from tests.support.stack import RunningStack, started_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,6 +63,19 @@ CONFIG = schemathesis.Config.from_dict(
 )
 
 
+@pytest.fixture(scope="module")
+def fuzzed_stack(tmp_path_factory: pytest.TempPathFactory, postgres_admin_dsn: str) -> Iterator[RunningStack]:
+    """A stack of its own: the fuzzer's valid cases promote and roll back models, switch the scorer to its
+    fallback, post alerts whose actions run and write payments and labels, all of which would change what
+    later tests find on the session's stack."""
+    with (
+        fresh_database(postgres_admin_dsn, "mlflow_fuzzed") as mlflow_backend,
+        fresh_database(postgres_admin_dsn, "registry_gateway_fuzzed") as gateway_database,
+        started_stack(tmp_path_factory.mktemp("fuzzed-stack"), mlflow_backend, gateway_database) as stack,
+    ):
+        yield stack
+
+
 def _contract(service: str) -> BaseSchema:
     root = repo_root()
     assert root is not None
@@ -100,37 +115,37 @@ def refuses_missing_and_wrong_tokens(ctx: CheckContext, response: Response, case
 
 
 @schemathesis.pytest.parametrize(**{service.replace("-", "_"): _contract(service) for service in SERVICES})
-def test_service_honours_its_committed_contract(case: Case[Any], running_stack: RunningStack) -> None:
+def test_service_honours_its_committed_contract(case: Case[Any], fuzzed_stack: RunningStack) -> None:
     service = _service(case)
     case.call_and_validate(
-        base_url=running_stack.url(service),
-        headers={"Authorization": f"Bearer {running_stack.token(service)}"},
+        base_url=fuzzed_stack.url(service),
+        headers={"Authorization": f"Bearer {fuzzed_stack.token(service)}"},
         additional_checks=[refuses_missing_and_wrong_tokens],
     )
 
 
-def test_the_smallest_simulation_is_accepted_as_documented(running_stack: RunningStack) -> None:
+def test_the_smallest_simulation_is_accepted_as_documented(fuzzed_stack: RunningStack) -> None:
     operation = _contract("ingest")["/v1/datasets/simulated"]["POST"]
     case = operation.Case(body={"name": "contract-fuzzing", "customers": 10, "terminals": 10, "days": 1, "seed": 7})
     response = case.call_and_validate(
-        base_url=running_stack.url("ingest"),
-        headers={"Authorization": f"Bearer {running_stack.token('ingest')}"},
+        base_url=fuzzed_stack.url("ingest"),
+        headers={"Authorization": f"Bearer {fuzzed_stack.token('ingest')}"},
         additional_checks=[refuses_missing_and_wrong_tokens],
     )
     assert response.status_code == 202, response.text
     assert response.json()["source"] == "simulation"
 
 
-def test_a_report_is_served_as_documented(running_stack: RunningStack) -> None:
+def test_a_report_is_served_as_documented(fuzzed_stack: RunningStack) -> None:
     # Report ids are random, so the fuzzer only ever meets the 404: a real report is asked for in each format.
-    with running_stack.client("monitor") as client:
+    with fuzzed_stack.client("monitor") as client:
         created = client.post("/v1/reports", json={"reason": "contract fuzzing"})
     assert created.status_code == 201, created.text
     operation = _contract("monitor")["/v1/reports/{report_id}"]["GET"]
     statuses = {}
     for report_format in ("summary", "html", "json"):
         case = operation.Case(path_parameters={"report_id": created.json()["id"]}, query={"format": report_format})
-        statuses[report_format] = case.call_and_validate(base_url=running_stack.url("monitor")).status_code
+        statuses[report_format] = case.call_and_validate(base_url=fuzzed_stack.url("monitor")).status_code
     # Evidently's files exist only when the monitor had data to compare (test_monitor.py serves them).
     expected_files = 200 if created.json()["summary"].get("drift") else 404
     assert statuses == {"summary": 200, "html": expected_files, "json": expected_files}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,20 @@ def stack_environment(state_dir: Path, mlflow_backend: str | None) -> dict[str, 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([FRAUDOPS, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextmanager
+def started_stack(state_dir: Path, mlflow_backend: str, gateway_database: str) -> Iterator[RunningStack]:
+    """`fraudops up` on free ports, MLflow and the registry gateway on Postgres (as in compose); `fraudops down`
+    afterwards, whatever happened."""
+    env = stack_environment(state_dir, mlflow_backend)
+    env["FRAUDOPS_REGISTRY_GATEWAY_DATABASE_URL"] = gateway_database
+    try:
+        result = run_cli(env, "up")
+        assert result.returncode == 0, f"fraudops up failed:\n{result.stdout}\n{result.stderr}"
+        yield RunningStack(env)
+    finally:
+        run_cli(env, "down")
 
 
 @dataclass
