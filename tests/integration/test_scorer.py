@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mlflow
@@ -102,6 +102,12 @@ def _poison(valid: Transaction, kind: int) -> bytes:
         return valid.to_avro()[:-4]  # truncated
     if kind == 4:
         return valid.to_avro() + bytes(KafkaSettings().max_message_bytes)  # above the size limit
+    if kind == 5:
+        # Valid by the contract (2000-2099), but decades before the stream: the state cannot hold it.
+        ancient = valid.model_copy(
+            update={"transaction_id": f"{valid.transaction_id}-ancient", "event_time": datetime(2000, 1, 2, tzinfo=UTC)}
+        )
+        return ancient.to_avro()
     record = valid.model_dump()
     record["amount"] = -5.0  # decodes, but breaks the contract
     return codec.encode("io.fraudops.Transaction", record)
@@ -137,7 +143,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_scored(
         if i % 100 == 50:  # 1 % poison, of every kind
             key = f"poison-{i}".encode()
             poison_keys.add(key)
-            messages.append((key, _poison(transaction, (i // 100) % 5)))
+            messages.append((key, _poison(transaction, (i // 100) % 6)))
     scorer = scorer_run.scorer()
     scorer.start()
     asyncio.run(_produce(scorer_run.stack.settings.kafka_bootstrap, scorer_run.topics.name("transactions"), messages))
@@ -158,7 +164,9 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_is_scored(
         assert error in {"corrupt_message", "unknown_schema", "invalid_input", "oversize_message"}
         # An oversize value stays in the source topic only: the letter must fit the producer's limit.
         assert letter.original_value == (None if error == "oversize_message" else dict(messages)[record.key])
-    assert {dict(r.headers)["error"] for r in letters} >= {b"oversize_message", b"corrupt_message"}
+    assert {dict(r.headers)["error"] for r in letters} >= {b"oversize_message", b"corrupt_message", b"invalid_input"}
+    outside = [r for r in letters if "outside the span" in DeadLetter.from_avro(r.value).error_message]
+    assert len(outside) == 5, "each payment dated decades before the stream is dead-lettered"
     assert {r.transaction_id for r in scorer_run.scores()} == set(transactions["transaction_id"].astype(str))
     wait_for(lambda: scorer.metric("fraud_scorer_consumer_lag_messages") == 0, 30, "lag back to zero")
 

@@ -18,14 +18,14 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndTimestamp
 from prometheus_client import CollectorRegistry
 
-from fraudops.contracts.hotpath import TransactionDecoder
+from fraudops.contracts.hotpath import TransactionDecoder, TransactionRows
 from fraudops.contracts.messages import Transaction
 from fraudops.features import FEATURE_NAMES, FeatureConfig
 from fraudops.features.offline import compute_features
-from fraudops.features.online import TransactionColumns
+from fraudops.features.online import OnlineFeatureStore, TransactionColumns
 from fraudops_scorer.metrics import ScorerMetrics
 from fraudops_scorer.settings import ScorerSettings
-from fraudops_scorer.state import SharedState
+from fraudops_scorer.state import SharedState, columns_of, outside_span_error, storable_rows
 
 TOKEN = "q2V8pXr4Lm9Zt7Bn3Kd6Hs1Wf5Yc0Ja"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -196,3 +196,41 @@ async def test_a_rebuild_keeps_the_history_an_owned_partition_behind_the_others_
     everything = pd.concat([owned, followed, resume], ignore_index=True)
     offline = compute_features(everything).tail(len(resume))[list(FEATURE_NAMES)].to_numpy()
     np.testing.assert_allclose(online, offline, rtol=1e-9, equal_nan=True)
+
+
+def _rows_at(*times: datetime) -> TransactionRows:
+    return TransactionRows(
+        positions=list(range(len(times))),
+        transaction_ids=[f"span-{n}" for n in range(len(times))],
+        customer_ids=["c-1"] * len(times),
+        terminal_ids=["t-1"] * len(times),
+        times_ms=[int(t.timestamp() * 1000) for t in times],
+        amounts=[10.0] * len(times),
+    )
+
+
+def test_a_payment_dated_decades_away_is_set_aside_and_the_rest_is_held() -> None:
+    store = OnlineFeatureStore()
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    # In the first batch: one payment of 2000 must not drag the span away from the live ones.
+    first = _rows_at(now, datetime(2000, 1, 1, tzinfo=UTC), now + timedelta(minutes=1))
+    kept, aside = storable_rows(store, first)
+    assert aside == [1]
+    assert kept.transaction_ids == ["span-0", "span-2"]
+    store.remember(columns_of(kept))
+    later = _rows_at(now + timedelta(hours=1), datetime(2099, 12, 31, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC))
+    kept, aside = storable_rows(store, later)
+    assert aside == [1, 2]
+    assert len(store.score(columns_of(kept))) == 1
+    span = store.time_span()
+    assert span is not None
+    assert "(2016-12-01 to " in str(outside_span_error(store))
+    assert span[0] < now < span[1]
+
+
+def test_what_if_scoring_leaves_the_span_to_the_log() -> None:
+    store = OnlineFeatureStore()
+    ancient = np.asarray([int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)], dtype=np.int64)
+    assert store.storable(ancient, settle=False).all()
+    assert store.time_span() is None
+    assert "more than 35 years" in str(outside_span_error(store))

@@ -24,7 +24,7 @@ from fraudops.service import ErrorResponse
 from fraudops_scorer.registry import ModelWatcher
 from fraudops_scorer.scoring import Verdicts, score_batch
 from fraudops_scorer.settings import ScorerSettings
-from fraudops_scorer.state import SharedState
+from fraudops_scorer.state import SharedState, outside_span_error
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
@@ -86,6 +86,8 @@ async def score(
         times_ms=np.asarray([epoch_millis(t.event_time) for t in transactions], dtype=np.int64),
         amounts=np.asarray([t.amount for t in transactions], dtype=np.float64),
     )
+    if not state.store.storable(columns.times_ms, settle=False).all():
+        raise outside_span_error(state.store)
     features = state.store.peek(columns)
     main, _ = score_batch(watcher.current, features, settings, shadow=False)
     request.app.state.scorer_metrics.rest_scoring_seconds.observe(time.perf_counter() - started)

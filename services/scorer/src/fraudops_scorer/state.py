@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from fraudops.contracts.hotpath import TransactionDecoder, TransactionRows
 from fraudops.contracts.messages import Label
-from fraudops.errors import MessageDecodeError
+from fraudops.errors import InvalidInputError, MessageDecodeError
 from fraudops.features import FeatureConfig
 from fraudops.features.definition import MS_PER_DAY
 from fraudops.features.online import OnlineFeatureStore, TransactionColumns, epoch_millis
@@ -47,8 +47,32 @@ def first_sightings(store: OnlineFeatureStore, rows: TransactionRows) -> Transac
         if not known and transaction_id not in fresh:
             fresh.add(transaction_id)
             keep.append(row)
-    if len(keep) == len(rows):
-        return rows
+    return rows if len(keep) == len(rows) else _subset(rows, keep)
+
+
+def storable_rows(store: OnlineFeatureStore, rows: TransactionRows) -> tuple[TransactionRows, list[int]]:
+    """The rows the state can hold, and the positions of those it cannot (dated decades away from the rest)."""
+    if not len(rows):
+        return rows, []
+    fits = store.storable(np.asarray(rows.times_ms, dtype=np.int64)).tolist()
+    if all(fits):
+        return rows, []
+    keep = [row for row, fit in enumerate(fits) if fit]
+    return _subset(rows, keep), [rows.positions[row] for row, fit in enumerate(fits) if not fit]
+
+
+def outside_span_error(store: OnlineFeatureStore) -> InvalidInputError:
+    span = store.time_span()
+    if span is None:
+        return InvalidInputError("invalid Transaction: event_time: the payments span more than 35 years")
+    low, high = span
+    return InvalidInputError(
+        f"invalid Transaction: event_time: outside the span the scorer's state holds ({low:%Y-%m-%d} to "
+        f"{high:%Y-%m-%d}), decades away from the payments it has seen"
+    )
+
+
+def _subset(rows: TransactionRows, keep: list[int]) -> TransactionRows:
     kept = TransactionRows()
     for name in _ROW_FIELDS:
         column = getattr(rows, name)
@@ -159,7 +183,7 @@ class SharedState:
             self.store.hold(merge.frontier(owned_transactions))
             ready = merge.take()
             if ready is not None:
-                ready = first_sightings(self.store, ready)
+                ready, _ = storable_rows(self.store, first_sightings(self.store, ready))
                 if len(ready):
                     self.store.remember(columns_of(ready))
             await asyncio.sleep(0)  # let heartbeats and the HTTP server run between chunks
@@ -229,7 +253,7 @@ class SharedState:
         if payloads:
             # Invalid payments are the scoring instance's to dead-letter; here they are simply not state.
             rows, _ = self.decoder.decode(payloads)
-            rows = first_sightings(self.store, rows)
+            rows, _ = storable_rows(self.store, first_sightings(self.store, rows))
             if len(rows):
                 self.store.remember(columns_of(rows))
         if label_records:

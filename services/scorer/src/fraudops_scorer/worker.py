@@ -19,7 +19,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from fraudops.contracts.hotpath import ScoreResultEncoder, TransactionRows
+from fraudops.contracts.hotpath import Rejected, ScoreResultEncoder, TransactionRows
 from fraudops.features import FEATURE_NAMES, FEATURE_VERSION, FeatureConfig
 from fraudops.kafka import dead_letter_for, dead_letter_headers, make_consumer, make_producer
 from fraudops_scorer.metrics import ScorerMetrics
@@ -28,7 +28,7 @@ from fraudops_scorer.registry import ModelWatcher
 from fraudops_scorer.scoring import DECISIONS, Verdicts, score_batch
 from fraudops_scorer.serving import Serving
 from fraudops_scorer.settings import ScorerSettings
-from fraudops_scorer.state import SharedState, columns_of, first_sightings
+from fraudops_scorer.state import SharedState, columns_of, first_sightings, outside_span_error, storable_rows
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,11 @@ class ScoringWorker:
             # Scored when first seen (its result is on the scores topic): no second, different verdict.
             self.metrics.duplicates.inc(len(rows) - len(unique))
             rows = unique
+        rows, unstorable = storable_rows(self.state.store, rows)
+        if unstorable:
+            error = outside_span_error(self.state.store)
+            rejected = [*rejected, *(Rejected(position, error) for position in unstorable)]
+            rejected.sort(key=lambda rejection: rejection.position)
         started = time.perf_counter()
         features = self.state.store.score(columns_of(rows)) if len(rows) else np.empty((0, len(FEATURE_NAMES)))
         main, shadow = score_batch(serving, features, self.settings)

@@ -80,7 +80,8 @@ _MILLISECOND = timedelta(milliseconds=1)
 _TIME_BITS = 40
 _TIME_MASK = (1 << _TIME_BITS) - 1
 _MAX_CODES = 1 << 23
-# The first batch's earliest time sits this far above the origin, so late rows still fit.
+# The first batch's middle time sits this far above the origin, so late rows still fit. The middle, not the
+# earliest: one payment dated decades back must not shift the span the live ones have to fit in.
 _ORIGIN_SLACK_MS = 3650 * MS_PER_DAY
 # The in-batch order check packs a group number above the time: scored batches are limited to 2**22 rows.
 _MAX_BATCH_ROWS = 1 << 22
@@ -630,6 +631,33 @@ class OnlineFeatureStore:
 
     # ---------------------------------------------------------------------------------------- preparation
 
+    def storable(self, times_ms: NDArray[np.int64], *, settle: bool = True) -> NDArray[np.bool_]:
+        """Which event times fit the span the store's packed keys cover (about 35 years around the first
+        payment it holds). The contract allows a century, so a payment dated decades away from the others is
+        valid yet cannot be held: callers set it aside instead of failing the batch it came in.
+
+        Before the first payment, `settle` fixes the span from these times, so the rows kept are exactly those
+        that fit when the batch is applied; what-if scoring passes False and leaves it to the log."""
+        times = np.asarray(times_ms, dtype=np.int64)
+        origin = self._origin
+        if origin is None and len(times):
+            origin = self._first_origin(times)
+            if settle:
+                self._origin = origin
+        relative = times - (origin or 0)
+        return np.asarray((relative >= 0) & (relative <= self._max_time), dtype=np.bool_)
+
+    def time_span(self) -> tuple[datetime, datetime] | None:
+        """The earliest and latest event times the store can hold, once the first payments fixed them."""
+        return None if self._origin is None else self._span(self._origin)
+
+    def _span(self, origin: int) -> tuple[datetime, datetime]:
+        return _EPOCH + origin * _MILLISECOND, _EPOCH + (origin + self._max_time) * _MILLISECOND
+
+    @staticmethod
+    def _first_origin(times_ms: NDArray[np.int64]) -> int:
+        return int(np.median(times_ms)) - _ORIGIN_SLACK_MS
+
     def _reference(self) -> int:
         """The relative time retention counts back from: the newest applied, or the held time if earlier."""
         if self._held_ms is None or self._origin is None:
@@ -646,11 +674,10 @@ class OnlineFeatureStore:
             raise ValueError(f"a scored batch has at most {_MAX_BATCH_ROWS:,} rows, got {n:,}")
         origin = self._origin
         if origin is None:
-            origin = int(batch.times_ms.min()) - _ORIGIN_SLACK_MS if n else 0
+            origin = self._first_origin(batch.times_ms) if n else 0
         times = batch.times_ms - origin
         if n and (int(times.min()) < 0 or int(times.max()) > self._max_time):
-            low = _EPOCH + origin * _MILLISECOND
-            high = _EPOCH + (origin + self._max_time) * _MILLISECOND
+            low, high = self._span(origin)
             raise ValueError(f"event times must lie within [{low.isoformat()}, {high.isoformat()}] for this store")
         customer_codes, new_customers = _encode(batch.customer_ids, self._customer_codes)
         terminal_codes, new_terminals = _encode(batch.terminal_ids, self._terminal_codes)
