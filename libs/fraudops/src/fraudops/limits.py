@@ -28,6 +28,18 @@ async def send_error(send: Send, status: int, code: str, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class TrackedSend:
+    """An ASGI `send` that remembers whether the response began: after that, no error answer can replace it."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
+
+
 class BodySizeLimit:
     """Answer 413 when a request body exceeds the limit the app's settings give."""
 
@@ -46,7 +58,6 @@ class BodySizeLimit:
             await self._refuse(send, limit)
             return
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -57,15 +68,11 @@ class BodySizeLimit:
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracking = TrackedSend(send)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracking)
         except BodyTooLarge:
-            if not started:
+            if not tracking.started:
                 await self._refuse(send, limit)
 
     async def _refuse(self, send: Send, limit: int) -> None:
@@ -86,21 +93,15 @@ class RequestTimeout:
             await self.app(scope, receive, send)
             return
         timeout_s = self.timeout_s(scope)
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracking = TrackedSend(send)
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
-                await self.app(scope, receive, tracking_send)
+                await self.app(scope, receive, tracking)
         except TimeoutError:
             if not deadline.expired():
                 raise  # the app's own timeout, not ours: its error handling decides
             self.refused("request_timeout")
             log.warning("request timed out", extra={"path": scope.get("path"), "timeout_s": timeout_s})
-            if not started:
+            if not tracking.started:
                 await send_error(send, 504, "request_timeout", f"the request took longer than {timeout_s:g} s")
