@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import math
 import random
 from datetime import UTC, datetime, timedelta
 
+import fastavro
 import pytest
 
 from fraudops.contracts.avro import MAGIC, default_codec
-from fraudops.contracts.hotpath import ScoreResultEncoder, TransactionDecoder
+from fraudops.contracts.hotpath import ScoreResultEncoder, TransactionDecoder, transaction_problems
 from fraudops.contracts.messages import Decision, Reason, ScoreResult, Transaction
 from fraudops.errors import CorruptMessageError, InvalidInputError, UnknownSchemaError
 
@@ -158,3 +160,89 @@ def test_an_oversize_message_is_rejected_undecoded_and_its_letter_leaves_the_byt
     assert (letter.error_type, letter.original_offset, letter.original_value) == ("oversize_message", 41, None)
     assert f"{len(oversize)} bytes" in letter.error_message
     assert len(letter.to_avro()) < 1024
+
+
+def _one_by_one(payload: bytes | None) -> tuple[str, str, str, int, float] | None:
+    """The reference: one message through fastavro and the model's rules, or None when it must be refused."""
+    decoder = TransactionDecoder()
+    codec = default_codec()
+    latest = codec.catalog.latest("io.fraudops.Transaction")
+    if payload is None or payload[:10] != MAGIC + latest.fingerprint:
+        return None
+    body = io.BytesIO(payload[10:])
+    try:
+        record = fastavro.schemaless_reader(body, decoder._raw_schema, None)
+    except Exception:
+        return None
+    if body.tell() != len(payload) - 10 or not isinstance(record, dict) or transaction_problems(record) is not None:
+        return None
+    return (
+        record["transaction_id"],
+        record["customer_id"],
+        record["terminal_id"],
+        record["event_time"],
+        record["amount"],
+    )
+
+
+def _damaged(rng: random.Random, payload: bytes) -> bytes:
+    data = bytearray(payload)
+    for _ in range(rng.choice([1, 1, 2, 4])):
+        where = rng.randrange(len(data))
+        action = rng.random()
+        if action < 0.5:
+            data[where] = rng.randrange(256)
+        elif action < 0.7:
+            del data[where:]
+            if not data:
+                break
+        elif action < 0.85:
+            data.insert(where, rng.choice([0x80, 0xFF, 0x7F, 0x01, 0x00]))
+        else:
+            del data[where]
+            if not data:
+                break
+    return bytes(data)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_batch_reader_keeps_and_refuses_exactly_what_one_by_one_decoding_does(seed: int) -> None:
+    """Damaged bytes anywhere (headers, varints, lengths, doubles, unions, trailing), odd identifiers and values,
+    in batches of every size: the same rows, the same values, and every other payload refused."""
+    rng = random.Random(seed)
+    base = _transactions(400, seed=seed)
+    odd = [
+        {"transaction_id": "x" * 128},
+        {"transaction_id": "x" * 129},
+        {"customer_id": "é1"},
+        {"customer_id": "-starts-with-dash"},
+        {"terminal_id": "a.b:c_d-e"},
+        {"currency": "EU"},
+        {"currency": "EURO"},
+        {"currency": "eUR"},
+        {"amount": 1_000_000.0},
+        {"amount": 5e-324},
+        {"event_time": datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)},
+        {"event_time": datetime(2000, 1, 1, tzinfo=UTC)},
+        {"event_time": datetime(1999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)},
+    ]
+    payloads: list[bytes | None] = []
+    for index, message in enumerate(base):
+        record = message.model_dump()
+        if index % 7 == 0:
+            record.update(rng.choice(odd))
+        payload = default_codec().encode("io.fraudops.Transaction", record)
+        if index % 3 == 0:
+            payload = _damaged(rng, payload)
+        payloads.append(None if index % 97 == 5 else payload)
+    start = 0
+    while start < len(payloads):
+        size = rng.choice([1, 2, 5, 40, 150])
+        batch = payloads[start : start + size]
+        start += size
+        rows, rejected = TransactionDecoder().decode(batch)
+        expected = {i: values for i, p in enumerate(batch) if (values := _one_by_one(p)) is not None}
+        assert rows.positions == sorted(expected)
+        got = zip(rows.transaction_ids, rows.customer_ids, rows.terminal_ids, rows.times_ms, rows.amounts, strict=True)
+        assert dict(zip(rows.positions, got, strict=True)) == expected
+        assert [r.position for r in rejected] == [i for i in range(len(batch)) if i not in expected]
