@@ -211,7 +211,7 @@ def test_the_batch_reader_keeps_and_refuses_exactly_what_one_by_one_decoding_doe
     in batches of every size: the same rows, the same values, and every other payload refused."""
     rng = random.Random(seed)
     base = _transactions(400, seed=seed)
-    odd = [
+    odd: list[dict[str, object]] = [
         {"transaction_id": "x" * 128},
         {"transaction_id": "x" * 129},
         {"customer_id": "é1"},

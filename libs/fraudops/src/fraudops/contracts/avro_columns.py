@@ -108,9 +108,8 @@ class BodyColumns:
 
     def fixed_bytes_in(self, table: Bools, start: Int64s, width: int) -> Bools:
         """Whether the `width` bytes from each start are all allowed by `table` (the caller checks the lengths)."""
-        result: Bools = table[self.data[np.minimum(start, len(self.data) - width)[:, None] + np.arange(width)]].all(
-            axis=1
-        )
+        allowed = table[self.data[np.minimum(start, len(self.data) - width)[:, None] + np.arange(width)]]
+        result: Bools = np.all(allowed, axis=1)
         return result
 
     def strings(self, start: Int64s, stop: Int64s, rows: Int64s) -> list[str]:
