@@ -257,45 +257,70 @@ def _direct_window_sums(values: Floats, positions: Int64s) -> Floats:
 
 
 class _RecentIds:
-    """Recent transaction ids -> terminal key, in generations: new ids go to the newest one, and a whole
-    generation is dropped once its latest time is past the horizon (cheaper than forgetting ids one by one).
-    A batch spanning days (a log replayed at once) is split into a generation per day."""
+    """Recent transaction ids -> terminal key, forgotten in generations: new ids join the newest one, and a
+    whole generation is dropped once its latest time is past the horizon (cheaper than forgetting ids one by
+    one). A batch spanning days (a log replayed at once) is split into a generation per day. One table holds
+    every generation's ids, so asking about a batch of ids is one set operation however many generations."""
 
     def __init__(self) -> None:
-        self._generations: list[tuple[dict[str, int], list[int]]] = [({}, [-1])]  # (ids, [latest time])
+        self._keys: dict[str, int] = {}
+        # (ids, [latest time]) per generation; ids in more than one generation are counted in `_holders`.
+        self._generations: list[tuple[list[str], list[int]]] = [([], [-1])]
+        self._holders: dict[str, int] = {}
 
     def get(self, transaction_id: str) -> int | None:
-        for ids, _ in reversed(self._generations):
-            key = ids.get(transaction_id)
-            if key is not None:
-                return key
-        return None
+        return self._keys.get(transaction_id)
+
+    def known(self, transaction_ids: Sequence[str]) -> set[str]:
+        """The ids among `transaction_ids` that are remembered."""
+        return self._keys.keys() & set(transaction_ids)
 
     def add(self, ids: Sequence[str], terminal_keys: Int64s, times: Int64s) -> None:
         earliest, latest = int(times.min()), int(times.max())
         if latest - earliest <= MS_PER_DAY:
             current, current_latest = self._generations[-1]
-            current.update(zip(ids, terminal_keys.tolist(), strict=True))
+            self._join(current, ids, terminal_keys.tolist())
             current_latest[0] = max(current_latest[0], latest)
             return
         order = np.argsort(times, kind="stable")
         days = (times[order] - earliest) // MS_PER_DAY
         cuts = np.flatnonzero(np.diff(days)) + 1
         for rows in np.split(order, cuts):
-            chosen = rows.tolist()
-            generation = dict(zip([ids[i] for i in chosen], terminal_keys[rows].tolist(), strict=True))
+            generation: list[str] = []
+            self._join(generation, [ids[i] for i in rows.tolist()], terminal_keys[rows].tolist())
             self._generations.insert(-1, (generation, [int(times[rows[-1]])]))
+
+    def _join(self, generation: list[str], ids: Sequence[str], terminal_keys: list[int]) -> None:
+        unique = dict(zip(ids, terminal_keys, strict=True))  # an id twice in one batch: the last one, once
+        for again in self._keys.keys() & unique.keys():
+            self._holders[again] = self._holders.get(again, 1) + 1
+        generation.extend(unique)
+        self._keys.update(unique)
 
     def forget(self, horizon: int) -> None:
         """Drops generations whose rows are all at or before the horizon, and starts a new generation."""
-        self._generations = [g for g in self._generations if g[1][0] > horizon]
-        self._generations.append(({}, [-1]))
+        kept = []
+        for generation in self._generations:
+            if generation[1][0] > horizon:
+                kept.append(generation)
+                continue
+            for transaction_id in generation[0]:
+                holders = self._holders.pop(transaction_id, 1)
+                if holders > 2:
+                    self._holders[transaction_id] = holders - 1
+                elif holders == 1:
+                    del self._keys[transaction_id]
+        self._generations = [*kept, ([], [-1])]
 
     def __len__(self) -> int:
-        return sum(len(ids) for ids, _ in self._generations)
+        return len(self._keys)
 
-    def tables(self) -> list[dict[str, int]]:
-        return [ids for ids, _ in self._generations]
+    def memory_bytes(self, value_size: int) -> int:
+        if not self._keys:
+            return 0
+        key_size = sys.getsizeof(next(iter(self._keys)))
+        listed = 8 * sum(len(ids) for ids, _ in self._generations)
+        return sys.getsizeof(self._keys) + len(self._keys) * (key_size + value_size) + listed
 
 
 def _merged(old: Int64s, new: Int64s) -> Int64s:
@@ -579,12 +604,10 @@ class OnlineFeatureStore:
         The log is at least once (a producer's retry can write a payment twice); the scorer scores a
         payment once and leaves repeats out of the state, so they never count twice in a window.
         """
-        tables = self._recent.tables()
-        return np.fromiter(
-            (any(tid in table for table in tables) for tid in transaction_ids),
-            dtype=np.bool_,
-            count=len(transaction_ids),
-        )
+        known = self._recent.known(transaction_ids)
+        if not known:
+            return np.zeros(len(transaction_ids), dtype=np.bool_)
+        return np.fromiter((tid in known for tid in transaction_ids), dtype=np.bool_, count=len(transaction_ids))
 
     def hold(self, time_ms: int | None) -> None:
         """Keeps what rows from `time_ms` on (event time, UTC ms) will need, however far others run ahead.
@@ -622,12 +645,11 @@ class OnlineFeatureStore:
             (self._frauds, pair_size + sys.getsizeof((0,)) + pair_size),
             (self._pending, listed_size),
         ]
-        tables += [(ids, int_size) for ids in self._recent.tables()]
         for table, value_size in tables:
             if table:
                 key_size = sys.getsizeof(next(iter(table)))
                 total += sys.getsizeof(table) + len(table) * (key_size + value_size)
-        return total
+        return total + self._recent.memory_bytes(int_size)
 
     # ---------------------------------------------------------------------------------------- preparation
 
