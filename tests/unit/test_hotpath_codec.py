@@ -8,6 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import fastavro
+import numpy as np
 import pytest
 
 from fraudops.contracts.avro import MAGIC, default_codec
@@ -246,3 +247,32 @@ def test_the_batch_reader_keeps_and_refuses_exactly_what_one_by_one_decoding_doe
         got = zip(rows.transaction_ids, rows.customer_ids, rows.terminal_ids, rows.times_ms, rows.amounts, strict=True)
         assert dict(zip(rows.positions, got, strict=True)) == expected
         assert [r.position for r in rejected] == [i for i in range(len(batch)) if i not in expected]
+
+
+def test_a_batch_encodes_to_the_same_bytes_as_its_rows_one_by_one() -> None:
+    rng = random.Random(5)
+    encoder = ScoreResultEncoder(
+        model_name="fraud-detector",
+        model_version="3",
+        feature_version="v1",
+        fallback=False,
+        received_ms=_millis(START),
+        scored_ms=_millis(START) + 4,
+    )
+    rows = 300
+    ids = [f"tx-{i}" * rng.randrange(1, 30) for i in range(rows)]
+    customers = [f"c{rng.randrange(10**6)}" for _ in range(rows)]
+    ids[5], customers[6] = "x" * 300, "é" * 200  # lengths beyond the looked-up prefixes
+    scores = np.asarray([rng.random() for _ in range(rows)])
+    decisions = [rng.choice(list(Decision)) for _ in range(rows)]
+    # Every varint length, both signs, and the contract's extremes.
+    events = [rng.choice([0, 1, -1, 63, 64, -65, 2**31, -(2**40), rng.randrange(-(2**62), 2**62)]) for _ in range(rows)]
+    events[:2] = [_millis(datetime(2000, 1, 1, tzinfo=UTC)), _millis(datetime(2099, 12, 31, tzinfo=UTC))]
+    reasons = [[(f"f{j}", rng.uniform(-3, 3)) for j in range(rng.choice([0, 0, 2, 3]))] for _ in range(rows)]
+    expected = [
+        encoder.encode(t, c, float(s), d, e, r)
+        for t, c, s, d, e, r in zip(ids, customers, scores, decisions, events, reasons, strict=True)
+    ]
+    assert encoder.encode_many(ids, customers, scores, decisions, events, reasons) == expected
+    with pytest.raises(ValueError, match="finite"):
+        encoder.encode_many(ids[:1], customers[:1], np.asarray([math.nan]), decisions[:1], events[:1], reasons[:1])
