@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from fraudops.contracts.messages import ModelEvent
+from fraudops.features import FEATURE_VERSION
 from fraudops_registry_gateway.store import GatewayStore
 from tests.support.db_lock import lock_order
 from tests.support.kafka import drain
@@ -152,7 +153,7 @@ def test_promotion_moves_the_alias_audits_and_announces(
     assert champion["version"] == version
     assert champion["model_uri"] == f"models:/{name}/{version}"
     assert (champion["threshold_review"], champion["threshold_decline"]) == (0.5, 0.9)
-    assert champion["feature_version"] == "v1"
+    assert champion["feature_version"] == FEATURE_VERSION
     assert champion["fallback"] is False
     assert client.get(f"/v1/models/{name}/Production").json()["version"] == version
     model = client.get(f"/v1/models/{name}").json()

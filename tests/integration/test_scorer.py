@@ -13,12 +13,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost
 from aiokafka import AIOKafkaProducer
 from mlflow import MlflowClient
 
 from fraudops.contracts.avro import MAGIC, default_codec
 from fraudops.contracts.messages import DeadLetter, Decision, ScoreResult, Transaction
-from fraudops.features import FEATURE_NAMES
+from fraudops.features import FEATURE_NAMES, FEATURE_VERSION
 from fraudops.features.offline import compute_features
 from fraudops.replay import replay
 from fraudops.settings import KafkaSettings
@@ -44,19 +45,38 @@ def stream() -> tuple[pd.DataFrame, pd.DataFrame]:
     return simulated_stream(customers=100, terminals=200, days=45, seed=5)
 
 
-def expected_scores(transactions: pd.DataFrame, labels: pd.DataFrame, seed: int = 1) -> pd.Series:
+def expected_scores(
+    transactions: pd.DataFrame, labels: pd.DataFrame, seed: int = 1, booster: xgboost.Booster | None = None
+) -> pd.Series:
     """What the champion gives on the offline features: the trainer's own definition and call."""
     features = compute_features(transactions, labels)
     values = features[list(FEATURE_NAMES)].to_numpy(np.float32)
-    scores = train_booster(seed).inplace_predict(values, validate_features=False)
+    scores = (booster or train_booster(seed)).inplace_predict(values, validate_features=False)
     return pd.Series(scores.astype(np.float64), index=transactions["transaction_id"].astype(str).to_numpy())
+
+
+def every_feature_booster(transactions: pd.DataFrame, labels: pd.DataFrame) -> xgboost.Booster:
+    """A booster whose scores move with every feature, so that any feature computed otherwise online shows.
+
+    Trained on the stream's own offline features to find the payments whose features' percentiles add up
+    high: the synthetic champion of the other tests splits on a few features only.
+    """
+    features = compute_features(transactions, labels)[list(FEATURE_NAMES)]
+    percentiles = features.rank(pct=True).fillna(0.5)
+    target = (percentiles.sum(axis=1) > percentiles.sum(axis=1).median()).astype(int).to_numpy()
+    matrix = xgboost.DMatrix(features.to_numpy(np.float32), label=target, feature_names=list(FEATURE_NAMES))
+    params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.3, "nthread": 1, "seed": 0}
+    booster = xgboost.train(params, matrix, num_boost_round=40)
+    assert set(booster.get_score(importance_type="weight")) == set(FEATURE_NAMES), "every feature must count"
+    return booster
 
 
 def test_every_payment_is_scored_with_the_offline_features(
     scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:
     transactions, labels = stream
-    version = scorer_run.register_champion(seed=1)
+    champion = every_feature_booster(transactions, labels)
+    version = scorer_run.register_champion(booster=champion)
     scorer = scorer_run.scorer()
     scorer.start()
     asyncio.run(
@@ -68,13 +88,13 @@ def test_every_payment_is_scored_with_the_offline_features(
     assert len(results) == len(transactions)
     got = {r.transaction_id: r for r in results}
     assert set(got) == set(transactions["transaction_id"].astype(str))
-    expected = expected_scores(transactions, labels)
+    expected = expected_scores(transactions, labels, booster=champion)
     actual = pd.Series({tid: got[tid].score for tid in expected.index})
     np.testing.assert_allclose(actual.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)
     for result in results:
         assert result.model_name == scorer_run.model_name
         assert result.model_version == version
-        assert result.feature_version == "v1"
+        assert result.feature_version == FEATURE_VERSION
         assert not result.fallback
         decision = (
             Decision.DECLINE if result.score >= 0.9 else Decision.REVIEW if result.score >= 0.5 else Decision.APPROVE

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import xgboost
 from mlflow import MlflowClient
 
 from fraudops.contracts.messages import ScoreResult
@@ -105,10 +106,12 @@ class ScorerRun:
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.stack.settings.kafka_bootstrap)
 
-    def register_champion(self, seed: int = 1, **tag_overrides: str) -> str:
-        """A real booster logged and registered under the run's model name, aliased champion; its version."""
+    def register_champion(self, seed: int = 1, booster: xgboost.Booster | None = None, **tag_overrides: str) -> str:
+        """A real booster (`train_booster(seed)` unless given) logged and registered under the run's model name,
+        aliased champion; its version."""
         mlflow.set_tracking_uri(self.stack.settings.mlflow_url)
-        version = register_version(self.model_name, train_booster(seed), tags=contract_tags(**tag_overrides))
+        booster = booster or train_booster(seed)
+        version = register_version(self.model_name, booster, tags=contract_tags(**tag_overrides))
         MlflowClient().set_registered_model_alias(self.model_name, "champion", version)
         return version
 

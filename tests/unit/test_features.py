@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from fraudops.features import FEATURE_NAMES, FeatureConfig
+from fraudops.features import online as online_module
 from fraudops.features.definition import MS_PER_DAY, MS_PER_HOUR
 from fraudops.features.offline import compute_features, to_milliseconds
 from fraudops.features.online import OnlineFeatureStore, TransactionColumns, epoch_millis
@@ -47,6 +48,47 @@ def test_customer_windows_include_the_current_payment_and_end_exactly_at_the_wid
     assert np.isnan(features["customer_hours_since_previous"].iloc[0])
     assert features["customer_hours_since_previous"].iloc[3] == pytest.approx(0.5)
     assert features["amount_to_customer_avg_30d"].iloc[3] == pytest.approx(60 / 30)
+
+
+EARLIER = "max_amount_to_customer_avg_30d_previous_7d"
+
+
+def test_the_earlier_ratio_maximum_looks_at_earlier_payments_of_the_previous_7_days_only() -> None:
+    frame = _frame(
+        [
+            ("a", T0, "c", "t1", 10.0),  # ratio 1
+            ("b", T0 + timedelta(hours=1), "c", "t1", 50.0),  # ratio 50 / 30
+            ("c", T0 + timedelta(hours=1), "c", "t1", 30.0),  # same millisecond as b: b does not count for it
+            ("d", T0 + timedelta(days=7), "c", "t1", 10.0),  # a is exactly 7 days back: out of (t - 7d, t)
+            ("e", T0 + timedelta(days=7, hours=1), "c", "t1", 10.0),  # b and c too
+            ("x", T0 + timedelta(hours=2), "other", "t1", 1000.0),  # another customer's payment never counts
+        ]
+    )
+    features = compute_features(frame)
+    ratios = features["amount_to_customer_avg_30d"]
+    assert ratios.tolist()[:3] == [1.0, 50 / 30, 1.0]
+    earlier = features[EARLIER].tolist()
+    assert math.isnan(earlier[0])
+    assert earlier[1:4] == [1.0, 1.0, 50 / 30]
+    assert earlier[4] == ratios.iloc[3]
+    assert math.isnan(earlier[5])
+
+
+def test_the_earlier_ratio_maximum_ignores_the_payment_itself_and_later_ones(
+    simulated: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """Inflating every amount from some time on changes no payment's maximum up to that time."""
+    transactions, labels = simulated
+    everything = compute_features(transactions, labels)
+    rng = np.random.default_rng(7)
+    for position in rng.choice(len(transactions), size=5, replace=False):
+        moment = transactions["event_time"].iloc[position]
+        later = transactions["event_time"] >= moment
+        inflated = transactions.assign(amount=transactions["amount"].where(~later, transactions["amount"] * 10))
+        changed = compute_features(inflated, labels)
+        upto = transactions["event_time"] <= moment
+        pd.testing.assert_series_equal(changed.loc[upto, EARLIER], everything.loc[upto, EARLIER])
+        assert not changed.loc[~upto, EARLIER].equals(everything.loc[~upto, EARLIER])
 
 
 def test_calendar_flags() -> None:
@@ -102,7 +144,7 @@ def test_own_label_never_influences_own_features(simulated: tuple[pd.DataFrame, 
     flipped = labels.assign(is_fraud=1 - labels["is_fraud"], known_at=transactions["event_time"].min())
     a = compute_features(transactions, labels)
     b = compute_features(transactions, flipped)
-    own_only = ["amount", "is_weekend", "is_night", "customer_nb_tx_1d", "customer_avg_amount_30d"]
+    own_only = ["amount", "is_weekend", "is_night", "customer_nb_tx_1d", "customer_avg_amount_30d", EARLIER]
     pd.testing.assert_frame_equal(a[own_only], b[own_only])
     # Terminal risks differ (other payments' labels), but a payment's own label is never in its window:
     # its terminal window ends a whole delay before it.
@@ -201,6 +243,7 @@ def test_online_micro_batches_equal_offline(stream: tuple[pd.DataFrame, pd.DataF
     store = OnlineFeatureStore(config)
     assert_same_features(score_stream(store, transactions, labels), offline)
     assert (offline["terminal_risk_7d"] > 0).mean() > 0.05, "the parity check must exercise known frauds"
+    assert offline[EARLIER].notna().mean() > 0.9, "and payments with earlier ones in the previous 7 days"
     assert store.stats()["pending_labels"] == 0
 
 
@@ -272,15 +315,22 @@ def test_a_hold_keeps_what_a_lagging_partition_needs(stream: tuple[pd.DataFrame,
         assert not np.array_equal(out[:, EXACT], expected[:, EXACT])
 
 
-def test_state_rebuilt_from_a_long_log_scores_like_offline(stream: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    """50 days replayed in one `remember` (their labels observed first, so pending), then payments scored."""
+@pytest.mark.parametrize("part_rows", [None, 997])
+def test_state_rebuilt_from_a_long_log_scores_like_offline(
+    stream: tuple[pd.DataFrame, pd.DataFrame], part_rows: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """50 days replayed in one `remember` (their labels observed first, so pending), then payments scored.
+    `part_rows`: a log longer than a scored batch may be, remembered in parts."""
     transactions, labels = stream
     cut = int((transactions["event_time"] < transactions["event_time"].iloc[0] + pd.Timedelta(days=50)).sum())
     log, live = transactions.iloc[:cut], transactions.iloc[cut:]
     known_then = labels["known_at"] <= log["event_time"].max()
     store = OnlineFeatureStore()
     observe(store, labels[known_then])
-    store.remember(columns(log))
+    with monkeypatch.context() as patched:
+        if part_rows is not None:
+            patched.setattr(online_module, "_MAX_BATCH_ROWS", part_rows)
+        store.remember(columns(log))
     assert store.stats()["pending_labels"] == 0
     assert store.stats()["recent_transactions"] < 0.85 * len(log), "days past the horizon are forgotten"
     online = score_stream(store, live, labels[~known_then])
@@ -365,6 +415,8 @@ def test_same_millisecond_payments_count_in_processing_order(split: bool) -> Non
     assert _column(features, "customer_avg_amount_1d") == [10, 15, 20]
     assert _column(features, "customer_hours_since_previous")[1:] == [0, 0]
     assert math.isnan(_column(features, "customer_hours_since_previous")[0])
+    # Payments of the same millisecond are never earlier payments, however they were processed.
+    assert all(math.isnan(value) for value in _column(features, EARLIER))
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -380,11 +432,25 @@ def test_a_payment_applied_earlier_with_a_later_time_is_outside_earlier_windows(
     assert hours[2] == 1.0  # from x (2h), the latest earlier payment, not y
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_earlier_payments_count_with_the_ratio_they_were_scored_with(split: bool) -> None:
+    """x was scored before y, an earlier payment that arrived late: x keeps the ratio it had without y."""
+    rows: list[Row] = [("w", 0, "c", "t", 10.0), ("x", 120, "c", "t", 40.0), ("y", 60, "c", "t", 20.0)]
+    rows += [("z", 180, "c", "t", 60.0)]
+    store = OnlineFeatureStore()
+    features = np.vstack([store.score(_columns([row])) for row in rows]) if split else store.score(_columns(rows))
+    assert _column(features, "amount_to_customer_avg_30d")[:3] == [1.0, 40 / 25, 20 / 15]
+    earlier = _column(features, EARLIER)
+    assert math.isnan(earlier[0])
+    assert earlier[1:] == [1.0, 1.0, 40 / 25]  # y sees only w; z sees x's own 40 / 25, not 40 / (70 / 3)
+
+
 def reference_features(rows: list[Row], verdicts: dict[str, tuple[bool, int]], config: FeatureConfig) -> np.ndarray:
     """The definition applied literally, payment by payment in processing order (small streams only)."""
     delay = config.label_delay_ms
     base = epoch_millis(T0)
     out = np.empty((len(rows), len(FEATURE_NAMES)))
+    ratios: list[float] = []  # each payment's own amount_to_customer_avg_30d, as computed when it was applied
     for i, (_, minutes, customer, terminal, amount) in enumerate(rows):
         t = base + round(minutes * 60_000)
         applied = [(r[0], base + round(r[1] * 60_000), r[2], r[3], r[4]) for r in rows[: i + 1]]
@@ -398,6 +464,11 @@ def reference_features(rows: list[Row], verdicts: dict[str, tuple[bool, int]], c
         earlier = [r[1] for r in mine[:-1]]
         values["customer_hours_since_previous"] = (t - max(earlier)) / MS_PER_HOUR if earlier else math.nan
         values["amount_to_customer_avg_30d"] = amount / values["customer_avg_amount_30d"]
+        ratios.append(values["amount_to_customer_avg_30d"])
+        earlier_ratios = [
+            ratios[j] for j, r in enumerate(applied[:-1]) if r[2] == customer and t - 7 * MS_PER_DAY < r[1] < t
+        ]
+        values[EARLIER] = max((ratio for ratio in earlier_ratios if not math.isnan(ratio)), default=math.nan)
         for days in (1, 7, 30):
             seen = [r for r in applied if r[3] == terminal and t - delay - days * MS_PER_DAY < r[1] <= t - delay]
             frauds = [r for r in seen if verdicts.get(r[0], (False, 0))[0] and verdicts[r[0]][1] <= t]
@@ -408,8 +479,11 @@ def reference_features(rows: list[Row], verdicts: dict[str, tuple[bool, int]], c
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_out_of_order_streams_follow_the_definition_row_by_row(seed: int) -> None:
-    """Shuffled payments with same-millisecond ties, in random micro-batches, against the literal definition."""
+@pytest.mark.parametrize("remembered", [False, True])
+def test_out_of_order_streams_follow_the_definition_row_by_row(seed: int, remembered: bool) -> None:
+    """Shuffled payments with same-millisecond ties, in random micro-batches, against the literal definition.
+    With `remembered`, some batches are remembered instead of scored (another instance's rows, a rebuild):
+    the rows scored after them get the same values."""
     rng = np.random.default_rng(seed)
     n = 300
     minutes = np.sort(rng.integers(0, 20 * 24 * 60, n)).astype(float)
@@ -436,12 +510,17 @@ def test_out_of_order_streams_follow_the_definition_row_by_row(seed: int) -> Non
     store = OnlineFeatureStore(config)
     store.observe_labels(list(verdicts), np.ones(len(verdicts), bool), np.array([k for _, k in verdicts.values()]))
     parts, start = [], 0
+    scored = np.ones(n, dtype=bool)
     while start < n:
         stop = min(n, start + int(rng.choice([1, 3, 40, 150])))
-        parts.append(store.score(_columns(rows[start:stop])))
+        if remembered and rng.random() < 0.4:
+            store.remember(_columns(rows[start:stop]))
+            scored[start:stop] = False
+        else:
+            parts.append(store.score(_columns(rows[start:stop])))
         start = stop
     online = np.vstack(parts)
-    expected = reference_features(rows, verdicts, config)
+    expected = reference_features(rows, verdicts, config)[scored]
     np.testing.assert_array_equal(online[:, EXACT], expected[:, EXACT])
     np.testing.assert_allclose(online[:, AVERAGES], expected[:, AVERAGES], rtol=1e-12)
     assert (online[:, FEATURE_NAMES.index("terminal_risk_7d")] > 0).any()

@@ -196,6 +196,8 @@ async def test_a_rebuild_keeps_the_history_an_owned_partition_behind_the_others_
     everything = pd.concat([owned, followed, resume], ignore_index=True)
     offline = compute_features(everything).tail(len(resume))[list(FEATURE_NAMES)].to_numpy()
     np.testing.assert_allclose(online, offline, rtol=1e-9, equal_nan=True)
+    # The payments read back during the rebuild count with their own ratios in the 7-day maximum.
+    assert not np.isnan(online[:, FEATURE_NAMES.index("max_amount_to_customer_avg_30d_previous_7d")]).any()
 
 
 def _rows_at(*times: datetime) -> TransactionRows:

@@ -8,6 +8,8 @@ from numpy.typing import NDArray
 
 from fraudops.features.definition import (
     CUSTOMER_WINDOWS_DAYS,
+    EARLIER_MAX_RATIO,
+    EARLIER_RATIO_WINDOW_MS,
     FEATURE_NAMES,
     MS_PER_DAY,
     MS_PER_HOUR,
@@ -56,6 +58,30 @@ class _Grouped:
         return out
 
 
+def range_max(values: Floats, lows: Int64s, highs: Int64s, chunk: int = 1 << 22) -> Floats:
+    """Per i, the largest of values[lows[i]:highs[i]] ignoring NaN (`np.fmax`), NaN for an empty range.
+
+    The ranges' elements are gathered (`chunk` at a time, to bound memory) and reduced with one
+    `np.fmax.reduceat`: the work is their total length, however large `values` is.
+    """
+    out: Floats = np.full(len(lows), np.nan, dtype=np.float64)
+    rows = np.flatnonzero(highs > lows)
+    if not rows.size:
+        return out
+    sizes = (highs - lows)[rows]
+    ends = np.cumsum(sizes)
+    start = 0
+    while start < len(rows):
+        done = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, done + chunk, side="right")))
+        part, lengths = rows[start:stop], sizes[start:stop]
+        offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+        gathered = values[np.repeat(lows[part] - offsets, lengths) + np.arange(int(lengths.sum()))]
+        out[part] = np.fmax.reduceat(gathered, offsets)
+        start = stop
+    return out
+
+
 def _fraud_known_ms(transactions: pd.DataFrame, labels: pd.DataFrame | None, ids: pd.Series) -> Floats:
     """For each transaction: when it became known as a fraud (ms), NaN if not (yet) labelled fraud."""
     if labels is None or labels.empty:
@@ -102,6 +128,11 @@ def compute_features(
     previous[position == 0] = np.nan
     out["customer_hours_since_previous"] = customers.unsort(previous / MS_PER_HOUR)
     out["amount_to_customer_avg_30d"] = amounts / out["customer_avg_amount_30d"]
+    # The largest of those ratios among the customer's payments with time in (t - 7d, t): earlier ones only.
+    ratios = out["amount_to_customer_avg_30d"][customers.order]
+    lows = customers.group_start + customers.count_at_or_before(np.full(n, EARLIER_RATIO_WINDOW_MS, dtype=np.int64))
+    highs = customers.group_start + customers.count_at_or_before(np.ones(n, dtype=np.int64))
+    out[EARLIER_MAX_RATIO] = customers.unsort(range_max(ratios, lows, highs))
 
     terminals = _Grouped(transactions["terminal_id"], times, origin)
     delay = config.label_delay_ms

@@ -20,6 +20,11 @@ Semantics (`definition.py` is the spec; for a stream in event-time order the val
   of the same millisecond, those applied earlier count and those applied later do not;
 - customer windows cover (t - w, t]; `customer_hours_since_previous` is measured from the customer's
   latest applied row with time <= t (remembered past the retention, as offline has all history);
+- each customer row keeps the `amount_to_customer_avg_30d` it got when applied (`remember` computes the
+  customer windows for that); `max_amount_to_customer_avg_30d_previous_7d` is the largest of them over the
+  customer's applied rows with time in (t - 7d, t): a range maximum per level between two binary searches,
+  gathered and reduced at once (`offline.range_max`). A row applied earlier with a later time is outside;
+  one applied later with an earlier time counts for rows applied after it, with the ratio it was given;
 - terminal windows cover (t - d - w, t - d] over all applied rows of the terminal; their frauds are the
   rows whose verdict known last at t is fraud;
 - average amounts add the window's own amounts (directly, or as differences of running sums restarted
@@ -50,8 +55,9 @@ import functools
 import itertools
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -59,6 +65,8 @@ from numpy.typing import NDArray
 
 from fraudops.features.definition import (
     CUSTOMER_WINDOWS_DAYS,
+    EARLIER_MAX_RATIO,
+    EARLIER_RATIO_WINDOW_MS,
     FEATURE_NAMES,
     MS_PER_DAY,
     MS_PER_HOUR,
@@ -67,7 +75,7 @@ from fraudops.features.definition import (
     is_night_hour,
     is_weekend_day,
 )
-from fraudops.features.offline import to_milliseconds
+from fraudops.features.offline import range_max, to_milliseconds
 
 Int64s = NDArray[np.int64]
 Floats = NDArray[np.float64]
@@ -105,6 +113,8 @@ _CUSTOMER_AVERAGES = [
     (i, _COLUMN[f"customer_avg_amount_{name}"]) for i, (name, _) in enumerate(_CUSTOMER_WINDOWS) if name != "1h"
 ]
 _CUSTOMER_30D = [name for name, _ in _CUSTOMER_WINDOWS].index(f"{max(CUSTOMER_WINDOWS_DAYS)}d")
+# The earlier-ratio maximum's window starts where one of the customer windows does (its lower bound is shared).
+_EARLIER_WINDOW = [width for _, width in _CUSTOMER_WINDOWS].index(EARLIER_RATIO_WINDOW_MS)
 _TERMINAL_DAYS = tuple(sorted(TERMINAL_WINDOWS_DAYS, reverse=True))
 _TERMINAL_WIDTHS = np.array([days * MS_PER_DAY for days in _TERMINAL_DAYS], dtype=np.int64)
 # Calendar flags through lookup tables built from the definition's own rules.
@@ -153,6 +163,19 @@ class TransactionColumns:
             times_ms=to_milliseconds(frame["event_time"]),
             amounts=frame["amount"].to_numpy(dtype=np.float64),
         )
+
+
+def _rows(batch: TransactionColumns, start: int, stop: int) -> TransactionColumns:
+    """Rows [start, stop) of a batch (the batch itself when that is all of it)."""
+    if start == 0 and stop >= len(batch):
+        return batch
+    return TransactionColumns(
+        transaction_ids=batch.transaction_ids[start:stop],
+        customer_ids=batch.customer_ids[start:stop],
+        terminal_ids=batch.terminal_ids[start:stop],
+        times_ms=batch.times_ms[start:stop],
+        amounts=batch.amounts[start:stop],
+    )
 
 
 @dataclass(frozen=True)
@@ -329,28 +352,37 @@ def _merged(old: Int64s, new: Int64s) -> Int64s:
     return out
 
 
+_NO_VALUES: Floats = np.empty(0, dtype=np.float64)
+_NO_VALUES.flags.writeable = False
+
+
 @dataclass(frozen=True)
 class _Level:
-    """Applied rows sorted by key (rows of equal keys in the order applied); for customers, their amounts."""
+    """Applied rows sorted by key (rows of equal keys in the order applied); for customers, their amounts and
+    their own `amount_to_customer_avg_30d` (what the earlier-ratio maximum of later rows looks at)."""
 
     keys: Int64s
     amounts: Floats
     lasting: bool = False
     """Rewritten rarely: worth keeping running sums of the amounts (else windows sum them directly)."""
+    ratios: Floats = field(default_factory=lambda: _NO_VALUES)
 
     @classmethod
     def empty(cls, *, lasting: bool = False) -> _Level:
-        return cls(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64), lasting)
+        return cls(np.empty(0, dtype=np.int64), _NO_VALUES, lasting, _NO_VALUES)
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def merged(self, keys: Int64s, amounts: Floats | None = None) -> _Level:
+    def merged(self, keys: Int64s, amounts: Floats | None = None, ratios: Floats | None = None) -> _Level:
         """These rows, then more rows (sorted by key) merged in after them."""
-        return self.merged_at(keys, amounts)[0]
+        return self.merged_at(keys, amounts, ratios)[0]
 
-    def merged_at(self, keys: Int64s, amounts: Floats | None = None) -> tuple[_Level, Int64s]:
-        """`merged`, and where the new rows are in it."""
+    def merged_at(
+        self, keys: Int64s, amounts: Floats | None = None, ratios: Floats | None = None
+    ) -> tuple[_Level, Int64s]:
+        """`merged`, and where the new rows are in it. Customer rows come with their amounts; their ratios may
+        follow, written into the new level's own `ratios` at the slots returned (NaN until then)."""
         n, m = len(self.keys), len(keys)
         slots = np.searchsorted(self.keys, keys, side="right") + np.arange(m)
         old = np.ones(n + m, dtype=np.bool_)
@@ -359,14 +391,25 @@ class _Level:
         merged_keys[slots] = keys
         merged_keys[old] = self.keys
         if amounts is None:
-            return _Level(merged_keys, self.amounts, self.lasting), slots
+            return _Level(merged_keys, self.amounts, self.lasting, self.ratios), slots
         merged_amounts = np.empty(n + m, dtype=np.float64)
         merged_amounts[slots] = amounts
         merged_amounts[old] = self.amounts
-        return _Level(merged_keys, merged_amounts, self.lasting), slots
+        merged_ratios = np.empty(n + m, dtype=np.float64)
+        merged_ratios[slots] = np.nan if ratios is None else ratios
+        merged_ratios[old] = self.ratios
+        return _Level(merged_keys, merged_amounts, self.lasting, merged_ratios), slots
 
     def kept(self, keep: Bools) -> _Level:
-        return _Level(self.keys[keep], self.amounts[keep] if len(self.amounts) else self.amounts, self.lasting)
+        if not len(self.amounts):
+            return _Level(self.keys[keep], self.amounts, self.lasting, self.ratios)
+        return _Level(self.keys[keep], self.amounts[keep], self.lasting, self.ratios[keep])
+
+    def earlier_max(self, lows: Int64s, keys: Int64s) -> Floats:
+        """Per row: the largest ratio of this level's rows with key in (low, key), NaN if none."""
+        return range_max(
+            self.ratios, np.searchsorted(self.keys, lows, side="right"), np.searchsorted(self.keys, keys, side="left")
+        )
 
     @functools.cached_property
     def running(self) -> Floats:
@@ -402,7 +445,8 @@ class _Level:
     @property
     def nbytes(self) -> int:
         running = self.__dict__.get("running")
-        return self.keys.nbytes + self.amounts.nbytes + (running.nbytes if running is not None else 0)
+        extra = running.nbytes if running is not None else 0
+        return self.keys.nbytes + self.amounts.nbytes + self.ratios.nbytes + extra
 
 
 def _encode(ids: Sequence[str], table: dict[str, int]) -> tuple[Int64s, dict[str, int]]:
@@ -455,15 +499,30 @@ def _out_of_order(codes: Int64s, times: Int64s, tolerance: int) -> Bools:
     return out
 
 
+def _places(order: NDArray[np.intp]) -> Int64s:
+    """The inverse permutation: where each row is in `order`."""
+    places = np.empty(len(order), dtype=np.int64)
+    places[order] = np.arange(len(order))
+    return places
+
+
 def _is_sorted_within(keys: Int64s, order: NDArray[np.intp]) -> bool:
     """True when sorting by key (stably) keeps each entity's rows in batch order: its times never go back."""
     same = (keys[order[1:]] >> _TIME_BITS) == (keys[order[:-1]] >> _TIME_BITS)
     return bool(np.all(order[1:][same] > order[:-1][same]))
 
 
-def _customer_windows(
-    level: _Level, lows: Int64s, keys: Int64s, highs: Int64s | None = None
-) -> tuple[Int64s, Floats, Int64s]:
+class _Seen(NamedTuple):
+    """What rows see of one level: count and amount of each customer window, the time of the customer's latest
+    row (-1 if none), and where the windows start and end in the level (the lower bounds, then the upper one)."""
+
+    counts: Int64s
+    sums: Floats
+    previous: Int64s
+    positions: Int64s
+
+
+def _customer_windows(level: _Level, lows: Int64s, keys: Int64s, highs: Int64s | None = None) -> _Seen:
     """Over one level, for rows in key order: count and amount of each customer window (lower key bounds
     `lows`, widest first, up to the row's own key), and the time of the customer's latest row up to the key
     (-1 if none). `highs`: each row's own position + 1, when the level holds the rows themselves."""
@@ -483,7 +542,20 @@ def _customer_windows(
     found = level.keys[np.maximum(before, 0)]
     same = (before >= 0) & (found >> _TIME_BITS == keys >> _TIME_BITS)
     previous: Int64s = np.where(same, found & _TIME_MASK, -1)
-    return counts, sums, previous
+    return _Seen(counts, sums, previous, positions)
+
+
+def _earlier_max(level: _Level, starts: Int64s, ends: Int64s, keys: Int64s) -> Floats:
+    """Per row (in key order): the largest ratio of the level's rows from `starts` up to the first one with the
+    row's own key. `ends` is a position past the rows before that key: rows of the key itself (the same customer
+    and millisecond, applied earlier) just before it are stepped back over."""
+    if not len(level):
+        return np.full(len(keys), np.nan, dtype=np.float64)
+    same = (ends > starts) & (level.keys[np.maximum(ends - 1, 0)] == keys)
+    if same.any():
+        ends = ends.copy()
+        ends[same] = np.searchsorted(level.keys, keys[same], side="left")
+    return range_max(level.ratios, starts, ends)
 
 
 def _terminal_windows(keys: Int64s, bounds: Int64s) -> Int64s:
@@ -496,20 +568,31 @@ def _terminal_windows(keys: Int64s, bounds: Int64s) -> Int64s:
 
 @dataclass
 class _Windows:
-    """What the rows of a batch see, accumulated part by part: customer rows in customer-key order, terminal
-    rows in terminal-key order."""
+    """What the rows of a batch see of their customers' windows, accumulated part by part, in customer-key order."""
 
     counts: Int64s
     sums: Floats
     previous: Int64s
-    terminal_counts: Int64s
-    frauds: Int64s
 
-    def add_customers(self, parts: tuple[Int64s, Floats, Int64s], rows: Int64s | slice = slice(None)) -> None:
-        counts, sums, previous = parts
+    def add_customers(self, parts: _Seen, rows: Int64s | slice = slice(None)) -> None:
+        counts, sums, previous, _ = parts
         self.counts[rows] += counts
         self.sums[rows] += sums
         self.previous[rows] = np.maximum(self.previous[rows], previous)
+
+
+@dataclass(frozen=True)
+class _Customers:
+    """A batch's customer features, rows in customer-key order (`by_customer`), and for a batch in a single run
+    the small customer level with the batch merged in (ratios included), ready to be applied."""
+
+    by_customer: NDArray[np.intp]
+    windows: _Windows
+    averages: Floats
+    """Per row and customer window (widest first): the average amount (the 1-hour one is not a feature)."""
+    ratios: Floats
+    earlier_max: Floats
+    merged: _Level | None
 
 
 class OnlineFeatureStore:
@@ -557,8 +640,8 @@ class OnlineFeatureStore:
         """Features (shape (len(batch), len(FEATURE_NAMES)), FEATURE_NAMES order) of each row as of its own
         event time, over everything applied before plus the earlier rows of this batch; then remembers the rows."""
         prepared = self._prepare(batch, scoring=True)
-        features, recent_customers = self._features(prepared)
-        self._apply(prepared, recent_customers)
+        features, customers = self._features(prepared)
+        self._apply(prepared, customers)
         return features
 
     def peek(self, batch: TransactionColumns) -> Floats:
@@ -566,8 +649,17 @@ class OnlineFeatureStore:
         return self._features(self._prepare(batch, scoring=True))[0]
 
     def remember(self, batch: TransactionColumns) -> None:
-        """Apply rows without computing features (rebuilding state from the log, other instances' partitions)."""
-        self._apply(self._prepare(batch, scoring=False))
+        """Apply rows without scoring them (rebuilding state from the log, other instances' partitions).
+
+        Only their customer windows are computed: each row keeps its own `amount_to_customer_avg_30d`, which
+        later rows of its customer look back on. Long batches go in parts, applied one after the other.
+        """
+        for start in range(0, len(batch), _MAX_BATCH_ROWS):
+            prepared = self._prepare(_rows(batch, start, start + _MAX_BATCH_ROWS), scoring=False)
+            if len(prepared.times):
+                by_customer = np.argsort(prepared.customer_keys, kind="stable")
+                runs = self._runs(prepared, by_customer, None)
+                self._apply(prepared, self._customer_part(prepared, by_customer, runs))
 
     def observe_labels(
         self, transaction_ids: Sequence[str], is_fraud: NDArray[np.bool_], known_at_ms: NDArray[np.int64]
@@ -728,8 +820,8 @@ class OnlineFeatureStore:
 
     # ------------------------------------------------------------------------------------------- features
 
-    def _features(self, batch: _Batch) -> tuple[Floats, _Level | None]:
-        """The batch's features, and (for a batch in order) the small customer level with the batch merged in."""
+    def _features(self, batch: _Batch) -> tuple[Floats, _Customers | None]:
+        """The batch's features, and what its customers' rows need to be applied (None for an empty batch)."""
         n = len(batch.times)
         out = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
         if n == 0:
@@ -742,38 +834,65 @@ class OnlineFeatureStore:
 
         # Rows are queried in key order: sorted needles search faster, and window sums stay local.
         by_customer = np.argsort(batch.customer_keys, kind="stable")
+        by_terminal = np.argsort(batch.terminal_keys, kind="stable")
+        runs = self._runs(batch, by_customer, by_terminal)
+        customers = self._customer_part(batch, by_customer, runs)
+        for window, column in enumerate(_CUSTOMER_COUNTS):
+            out[by_customer, column] = customers.windows.counts[:, window]
+        for window, column in _CUSTOMER_AVERAGES:
+            out[by_customer, column] = customers.averages[:, window]
+        previous = customers.windows.previous
+        out[by_customer, _COLUMN["customer_hours_since_previous"]] = np.where(
+            previous >= 0, (batch.times[by_customer] - previous) / MS_PER_HOUR, np.nan
+        )
+        out[by_customer, _COLUMN["amount_to_customer_avg_30d"]] = customers.ratios
+        out[by_customer, _COLUMN[EARLIER_MAX_RATIO]] = customers.earlier_max
+
+        terminal_counts, frauds = self._terminal_part(batch, by_terminal, runs)
+        for window, days in enumerate(_TERMINAL_DAYS):
+            in_window = terminal_counts[:, window]
+            out[by_terminal, _COLUMN[f"terminal_nb_tx_{days}d"]] = in_window
+            out[by_terminal, _COLUMN[f"terminal_risk_{days}d"]] = np.divide(
+                frauds[:, window], in_window, out=np.zeros(n), where=in_window > 0
+            )
+        return out, customers
+
+    def _customer_part(self, batch: _Batch, by_customer: NDArray[np.intp], runs: list[tuple[int, int]]) -> _Customers:
+        """The customer features of a non-empty batch, rows in customer-key order.
+
+        The store, and the batch's own rows. In the common case (a single run) the batch is merged into the small
+        customer level, each row seeing the rows before it there (stably sorted: the store's rows of the same
+        key, then its batch's earlier ones) and itself. The ratios of the batch's rows come from its windows,
+        so the earlier-ratio maximum, which looks at earlier rows of the batch too, comes last.
+        """
+        n = len(batch.times)
         customer_keys = batch.customer_keys[by_customer]
         customer_times = batch.times[by_customer]
         lows = _customer_bounds(customer_keys, customer_times)
-        by_terminal = np.argsort(batch.terminal_keys, kind="stable")
-        terminal_keys = batch.terminal_keys[by_terminal]
-        bounds = _terminal_bounds(terminal_keys, batch.times[by_terminal], self._delay)
         windows = _Windows(
             counts=np.zeros((n, len(_CUSTOMER_WIDTHS)), dtype=np.int64),
             sums=np.zeros((n, len(_CUSTOMER_WIDTHS)), dtype=np.float64),
             previous=np.full(n, -1, dtype=np.int64),
-            terminal_counts=np.zeros((n, len(_TERMINAL_WIDTHS)), dtype=np.int64),
-            frauds=self._intervals().counts(terminal_keys),
         )
-
-        # The store, and the batch's own rows. In the common case (a single run) the batch is merged into the
-        # small customer level, each row seeing the rows before it there (stably sorted: the store's rows of
-        # the same key, then its batch's earlier ones) and itself.
-        runs = self._runs(batch, by_customer, by_terminal)
         main, recent = self._customers
+        # Per level: where each row's windows start and end in it (the earlier-ratio maximum's come from there).
+        seen: list[tuple[_Level, Int64s, Int64s]] = []
         if len(main):
-            windows.add_customers(_customer_windows(main, lows, customer_keys))
+            part = _customer_windows(main, lows, customer_keys)
+            windows.add_customers(part)
+            seen.append((main, part.positions[:, _EARLIER_WINDOW], part.positions[:, -1]))
         merged: _Level | None = None
         if len(runs) == 1:
             merged, slots = recent.merged_at(customer_keys, batch.amounts[by_customer])
-            windows.add_customers(_customer_windows(merged, lows, customer_keys, slots + 1))
-        elif len(recent):
-            windows.add_customers(_customer_windows(recent, lows, customer_keys))
-        if len(self._terminals):
-            windows.terminal_counts += _terminal_windows(self._terminals.keys, bounds)
-        staged = self._staged_needed(int(batch.times.max()) - self._delay)
-        if staged is not None:
-            windows.terminal_counts += _terminal_windows(staged, bounds)
+            part = _customer_windows(merged, lows, customer_keys, slots + 1)
+            windows.add_customers(part)
+            seen.append((merged, part.positions[:, _EARLIER_WINDOW], slots))
+        else:
+            if len(recent):
+                part = _customer_windows(recent, lows, customer_keys)
+                windows.add_customers(part)
+                seen.append((recent, part.positions[:, _EARLIER_WINDOW], part.positions[:, -1]))
+            self._add_customer_runs(batch, runs, by_customer, lows, windows)
         # A customer's last row may be older than the store's rows.
         codes = customer_keys >> _TIME_BITS
         last_pruned = self._customer_last_pruned
@@ -781,45 +900,23 @@ class OnlineFeatureStore:
         pruned_usable = (codes < len(last_pruned)) & (pruned <= customer_times)
         windows.previous = np.maximum(windows.previous, np.where(pruned_usable, pruned, -1))
 
-        # Out of order, the batch's own rows are added run by run. In order, they reach each other's terminal
-        # windows only in a batch spanning at least a label delay.
-        if len(runs) > 1:
-            self._add_runs(batch, runs, by_customer, by_terminal, lows, bounds, windows)
-        elif int(batch.times.max()) - int(batch.times.min()) >= self._delay:
-            windows.terminal_counts += _terminal_windows(terminal_keys, bounds)
-            if len(batch.fraud_rows):
-                periods = batch.fraud_periods
-                own_frauds = _FraudIntervals.build(
-                    batch.terminal_keys[batch.fraud_rows], periods[:, 0], periods[:, 1], self._delay
-                )
-                windows.frauds += own_frauds.counts(terminal_keys)
+        averages = windows.sums / windows.counts
+        ratios = batch.amounts[by_customer] / averages[:, _CUSTOMER_30D]
+        if merged is not None:
+            merged.ratios[slots] = ratios  # the level was built for this batch: nothing else holds it yet
+        maxima = np.full(n, np.nan, dtype=np.float64)
+        for level, starts, ends in seen:
+            maxima = np.fmax(maxima, _earlier_max(level, starts, ends, customer_keys))
+        if merged is None:
+            self._add_run_maxima(batch, runs, by_customer, ratios, lows[:, _EARLIER_WINDOW], maxima)
+        return _Customers(by_customer, windows, averages, ratios, maxima, merged)
 
-        counts, sums = windows.counts, windows.sums
-        for window, column in enumerate(_CUSTOMER_COUNTS):
-            out[by_customer, column] = counts[:, window]
-        for window, column in _CUSTOMER_AVERAGES:
-            out[by_customer, column] = sums[:, window] / counts[:, window]
-        previous = windows.previous
-        out[by_customer, _COLUMN["customer_hours_since_previous"]] = np.where(
-            previous >= 0, (customer_times - previous) / MS_PER_HOUR, np.nan
-        )
-        out[:, _COLUMN["amount_to_customer_avg_30d"]] = batch.amounts / out[:, _COLUMN["customer_avg_amount_30d"]]
-        for window, days in enumerate(_TERMINAL_DAYS):
-            in_window = windows.terminal_counts[:, window]
-            out[by_terminal, _COLUMN[f"terminal_nb_tx_{days}d"]] = in_window
-            out[by_terminal, _COLUMN[f"terminal_risk_{days}d"]] = np.divide(
-                windows.frauds[:, window], in_window, out=np.zeros(n), where=in_window > 0
-            )
-        return out, merged
-
-    def _add_runs(
+    def _add_customer_runs(
         self,
         batch: _Batch,
         runs: list[tuple[int, int]],
         by_customer: NDArray[np.intp],
-        by_terminal: NDArray[np.intp],
         lows: Int64s,
-        bounds: Int64s,
         windows: _Windows,
     ) -> None:
         """The batch's own rows, run by run: each run sees the batch's prefix up to its end.
@@ -827,11 +924,7 @@ class OnlineFeatureStore:
         Sorting the prefix stably by key puts before each row of the run exactly the prefix rows applied
         before it and not later in time (a run's own rows never go back in time), and the row itself.
         """
-        n = len(batch.times)
-        customer_place = np.empty(n, dtype=np.int64)
-        customer_place[by_customer] = np.arange(n)
-        terminal_place = np.empty(n, dtype=np.int64)
-        terminal_place[by_terminal] = np.arange(n)
+        customer_place = _places(by_customer)
         for start, stop in runs:
             order = np.argsort(batch.customer_keys[:stop], kind="stable")
             prefix = _Level(batch.customer_keys[:stop][order], batch.amounts[:stop][order])
@@ -842,33 +935,84 @@ class OnlineFeatureStore:
             parts = _customer_windows(prefix, lows[places], batch.customer_keys[rows], rank[rows] + 1)
             windows.add_customers(parts, places)
 
-            rows = np.arange(start, stop)
-            places = terminal_place[rows]
-            windows.terminal_counts[places] += _terminal_windows(np.sort(batch.terminal_keys[:stop]), bounds[places])
-            in_prefix = batch.fraud_rows < stop
-            if in_prefix.any():
-                periods = batch.fraud_periods[in_prefix]
+    def _add_run_maxima(
+        self,
+        batch: _Batch,
+        runs: list[tuple[int, int]],
+        by_customer: NDArray[np.intp],
+        ratios: Floats,
+        earlier_lows: Int64s,
+        maxima: Floats,
+    ) -> None:
+        """The earlier-ratio maximum over the batch's own rows, run by run (rows and ratios in customer-key order):
+        the prefix rows of the customer earlier in time were all applied before the row (a run never goes back)."""
+        customer_place = _places(by_customer)
+        in_batch_order = np.empty(len(ratios), dtype=np.float64)
+        in_batch_order[by_customer] = ratios
+        for start, stop in runs:
+            order = np.argsort(batch.customer_keys[:stop], kind="stable")
+            keys = batch.customer_keys[:stop][order]
+            prefix = _Level(keys, _NO_VALUES, ratios=in_batch_order[:stop][order])
+            places = customer_place[start:stop]
+            found = prefix.earlier_max(earlier_lows[places], batch.customer_keys[start:stop])
+            maxima[places] = np.fmax(maxima[places], found)
+
+    def _terminal_part(
+        self, batch: _Batch, by_terminal: NDArray[np.intp], runs: list[tuple[int, int]]
+    ) -> tuple[Int64s, Int64s]:
+        """Rows and known frauds in each terminal window (widest first), rows in terminal-key order."""
+        terminal_keys = batch.terminal_keys[by_terminal]
+        bounds = _terminal_bounds(terminal_keys, batch.times[by_terminal], self._delay)
+        counts = np.zeros((len(terminal_keys), len(_TERMINAL_WIDTHS)), dtype=np.int64)
+        frauds = self._intervals().counts(terminal_keys)
+        if len(self._terminals):
+            counts += _terminal_windows(self._terminals.keys, bounds)
+        staged = self._staged_needed(int(batch.times.max()) - self._delay)
+        if staged is not None:
+            counts += _terminal_windows(staged, bounds)
+        # Out of order, the batch's own rows are added run by run. In order, they reach each other's terminal
+        # windows only in a batch spanning at least a label delay.
+        if len(runs) > 1:
+            terminal_place = _places(by_terminal)
+            for start, stop in runs:
+                rows = np.arange(start, stop)
+                places = terminal_place[rows]
+                counts[places] += _terminal_windows(np.sort(batch.terminal_keys[:stop]), bounds[places])
+                in_prefix = batch.fraud_rows < stop
+                if in_prefix.any():
+                    periods = batch.fraud_periods[in_prefix]
+                    own_frauds = _FraudIntervals.build(
+                        batch.terminal_keys[batch.fraud_rows[in_prefix]], periods[:, 0], periods[:, 1], self._delay
+                    )
+                    frauds[places] += own_frauds.counts(batch.terminal_keys[rows])
+        elif int(batch.times.max()) - int(batch.times.min()) >= self._delay:
+            counts += _terminal_windows(terminal_keys, bounds)
+            if len(batch.fraud_rows):
+                periods = batch.fraud_periods
                 own_frauds = _FraudIntervals.build(
-                    batch.terminal_keys[batch.fraud_rows[in_prefix]], periods[:, 0], periods[:, 1], self._delay
+                    batch.terminal_keys[batch.fraud_rows], periods[:, 0], periods[:, 1], self._delay
                 )
-                windows.frauds[places] += own_frauds.counts(batch.terminal_keys[rows])
+                frauds += own_frauds.counts(terminal_keys)
+        return counts, frauds
 
     def _runs(
-        self, batch: _Batch, by_customer: NDArray[np.intp], by_terminal: NDArray[np.intp]
+        self, batch: _Batch, by_customer: NDArray[np.intp], by_terminal: NDArray[np.intp] | None
     ) -> list[tuple[int, int]]:
         """Runs of the batch in which no row comes before an earlier row of its customer in time, nor a whole
         delay before an earlier row of its terminal: then no later row of a run is in an earlier row's
-        windows, and a run can be answered from the batch's prefix at once."""
+        windows, and a run can be answered from the batch's prefix at once. Without `by_terminal`, runs for
+        the customer windows only (rows remembered, whose terminal windows nobody asks for)."""
         n = len(batch.times)
         # A terminal row can only come a whole delay before an earlier one in a batch spanning that long.
         short = int(batch.times.max()) - int(batch.times.min()) < self._delay
         if _is_sorted_within(batch.customer_keys, by_customer) and (
-            short or _is_sorted_within(batch.terminal_keys, by_terminal)
+            by_terminal is None or short or _is_sorted_within(batch.terminal_keys, by_terminal)
         ):
             return [(0, n)]
-        customer_late = _out_of_order(batch.customer_keys >> _TIME_BITS, batch.times, 0)
-        terminal_late = _out_of_order(batch.terminal_keys >> _TIME_BITS, batch.times, self._delay - 1)
-        starts = {0, n, *np.flatnonzero(customer_late | terminal_late).tolist()}
+        late = _out_of_order(batch.customer_keys >> _TIME_BITS, batch.times, 0)
+        if by_terminal is not None:
+            late |= _out_of_order(batch.terminal_keys >> _TIME_BITS, batch.times, self._delay - 1)
+        starts = {0, n, *np.flatnonzero(late).tolist()}
         return list(itertools.pairwise(sorted(starts)))
 
     def _staged_needed(self, latest_upper: int) -> Int64s | None:
@@ -911,10 +1055,10 @@ class OnlineFeatureStore:
 
     # ------------------------------------------------------------------------------------------- applying
 
-    def _apply(self, batch: _Batch, recent_customers: _Level | None = None) -> None:
-        """Remembers the batch; `recent_customers`: the small customer level with the batch already merged in."""
+    def _apply(self, batch: _Batch, customers: _Customers | None) -> None:
+        """Remembers the batch; `customers`: its customer features (None for an empty batch)."""
         n = len(batch.times)
-        if n == 0:
+        if n == 0 or customers is None:
             return
         self._origin = batch.origin
         self._customer_codes.update(batch.new_customers)
@@ -924,9 +1068,12 @@ class OnlineFeatureStore:
             grown = max(missing, len(self._customer_last_pruned) // 2)
             self._customer_last_pruned = np.r_[self._customer_last_pruned, np.full(grown, -1, dtype=np.int64)]
 
+        recent_customers = customers.merged
         if recent_customers is None:
-            order = np.argsort(batch.customer_keys, kind="stable")
-            recent_customers = self._customers[1].merged(batch.customer_keys[order], batch.amounts[order])
+            order = customers.by_customer
+            recent_customers = self._customers[1].merged(
+                batch.customer_keys[order], batch.amounts[order], customers.ratios
+            )
         self._add_customers(recent_customers)
         self._stage_terminals(batch.terminal_keys, int(batch.times.min()))
 
@@ -951,7 +1098,7 @@ class OnlineFeatureStore:
         """The new small level, merged into the main one when grown large."""
         main = self._customers[0]
         if len(recent) >= max(_RECENT_LEVEL_MIN_ROWS, len(main) * _RECENT_LEVEL_FRACTION):
-            main, recent = main.merged(recent.keys, recent.amounts), _Level.empty()
+            main, recent = main.merged(recent.keys, recent.amounts, recent.ratios), _Level.empty()
         self._customers = (main, recent)
 
     def _stage_terminals(self, keys: Int64s, earliest: int) -> None:
@@ -969,7 +1116,8 @@ class OnlineFeatureStore:
 
     def _prune(self) -> None:
         self._applied_since_pruning = 0
-        customers = self._customers[0].merged(self._customers[1].keys, self._customers[1].amounts)
+        recent = self._customers[1]
+        customers = self._customers[0].merged(recent.keys, recent.amounts, recent.ratios)
         customer_horizon = self._reference() - self.config.customer_retention_ms - self.late_slack_ms
         old = (customers.keys & _TIME_MASK) <= customer_horizon
         if old.any():
