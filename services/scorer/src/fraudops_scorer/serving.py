@@ -6,7 +6,7 @@ import json
 import math
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,13 @@ from fraudops.features import FEATURE_NAMES, FEATURE_VERSION
 
 Matrix = NDArray[np.float64]
 Scores = NDArray[np.float64]
+
+# Batches up to this many rows are scored on one thread. XGBoost's CPU predictor splits a batch into blocks
+# of 64 rows, so a smaller one is a single block that one thread scores anyway; a second thread only adds
+# the fork and join of an OpenMP region, and on a busy machine that join waits for the other thread to be
+# scheduled: tens of milliseconds for one POST /v1/score. Larger (Kafka) batches keep SERVING_THREADS.
+SINGLE_THREAD_ROWS = 64
+SERVING_THREADS = 2
 
 
 class ModelRefused(Exception):
@@ -34,20 +41,39 @@ class ServingModel:
     review_threshold: float
     decline_threshold: float
     label_delay_days: int
+    # The same trees set to one thread, for small batches (SINGLE_THREAD_ROWS); made from `booster` when not
+    # given, and carried along by dataclasses.replace.
+    single_thread_booster: xgboost.Booster | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.single_thread_booster is None:
+            single = self.booster.copy()
+            single.set_param({"nthread": 1})
+            object.__setattr__(self, "single_thread_booster", single)
+
+    def _booster_for(self, rows: int) -> tuple[xgboost.Booster, int | None]:
+        """The booster for a batch of `rows`, and the threads to build its DMatrix with (None: all)."""
+        if rows <= SINGLE_THREAD_ROWS and self.single_thread_booster is not None:
+            return self.single_thread_booster, 1
+        return self.booster, None
 
     def predict(self, features: Matrix) -> Scores:
         """Fraud probabilities of a batch with one call of the booster (the trainer's own dtype and call)."""
         values = features.astype(np.float32, copy=False)
-        scores: Scores = self.booster.inplace_predict(values, validate_features=False)
+        booster, _ = self._booster_for(len(values))
+        scores: Scores = booster.inplace_predict(values, validate_features=False)
         return scores.astype(np.float64, copy=False)
 
     def contributions(self, features: Matrix) -> Matrix:
         """Per-feature contributions to the log-odds (XGBoost's own output; the last column is the bias).
 
-        Saabas' approximation: exact TreeSHAP costs ~1.5 ms per row, the approximation ~13 µs.
+        Saabas' approximation: exact TreeSHAP costs ~1.5 ms per row, the approximation ~13 µs. The columns
+        are FEATURE_NAMES in order (the smoke test checked the booster's width); the DMatrix carries no names,
+        which cost more than the prediction itself for a single row.
         """
-        matrix = xgboost.DMatrix(features.astype(np.float32, copy=False), feature_names=list(FEATURE_NAMES))
-        values: Matrix = self.booster.predict(matrix, pred_contribs=True, approx_contribs=True)
+        booster, threads = self._booster_for(len(features))
+        matrix = xgboost.DMatrix(features.astype(np.float32, copy=False), nthread=threads)
+        values: Matrix = booster.predict(matrix, pred_contribs=True, approx_contribs=True, validate_features=False)
         return values.astype(np.float64, copy=False)
 
 
@@ -117,7 +143,7 @@ def load_booster(model_uri: str) -> xgboost.Booster:
             raise ModelRefused(f"the model is a {flavor.get('model_class')}, not a native xgboost Booster")
         booster = xgboost.Booster()
         booster.load_model(str(local / flavor["data"]))
-    booster.set_param({"nthread": 2})
+    booster.set_param({"nthread": SERVING_THREADS})
     return booster
 
 
