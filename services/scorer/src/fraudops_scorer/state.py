@@ -41,6 +41,8 @@ MS_PER_HOUR = 3_600_000
 def first_sightings(store: OnlineFeatureStore, rows: TransactionRows) -> TransactionRows:
     """The rows whose transaction the state has not seen: a payment written twice to the log counts once."""
     seen = store.seen(rows.transaction_ids)
+    if not seen.any() and len(set(rows.transaction_ids)) == len(rows):
+        return rows  # the usual batch: all new, none twice
     keep: list[int] = []
     fresh: set[str] = set()
     for row, (transaction_id, known) in enumerate(zip(rows.transaction_ids, seen.tolist(), strict=True)):
@@ -209,19 +211,30 @@ class SharedState:
     def _new_store(self, config: FeatureConfig) -> OnlineFeatureStore:
         return OnlineFeatureStore(config, late_slack_ms=self.settings.state_late_slack_hours * MS_PER_HOUR)
 
-    async def catch_up(self, fetched_at: float) -> None:
-        """Return once everything written to the followed partitions before `fetched_at` is in the state."""
+    def behind_partitions(self, fetched_at: float) -> list[TopicPartition]:
+        """The followed partitions whose end offsets `catch_up` needs for a batch fetched at `fetched_at`:
+        none when the state is recent enough (STATE_STALENESS_MS) or follows nothing."""
         if self._current_as_of >= fetched_at - self.settings.state_staleness_ms / 1000:
-            return
+            return []
+        if self._consumer is None:
+            return []
+        return list(self._followed)
+
+    async def catch_up(self, fetched_at: float, ends: Mapping[TopicPartition, int] | None = None) -> None:
+        """Return once everything written to the followed partitions before `fetched_at` is in the state.
+
+        `ends`: end offsets of `behind_partitions(fetched_at)` asked for after `fetched_at` (the worker asks
+        for them with its own, in one request); asked here when not given."""
+        followed = self.behind_partitions(fetched_at)
         consumer = self._consumer
-        if consumer is None or not self._followed:
+        if not followed or consumer is None:
             return
         waited_from = time.perf_counter()
         asked = time.monotonic()
-        targets = await self.end_offsets(self._followed)
+        targets = ends if ends is not None else await self.end_offsets(followed)
         while True:
             self._progress.clear()
-            behind = [tp for tp in self._followed if await consumer.position(tp) < targets[tp]]
+            behind = [tp for tp in followed if await consumer.position(tp) < targets[tp]]
             if not behind:
                 break
             if self._task is None or self._task.done():

@@ -47,6 +47,7 @@ class _FinishBeforeRebalance(ConsumerRebalanceListener):  # type: ignore[misc]  
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         # The batch in flight is published and committed before its partitions move on.
         async with self.worker.batch_lock:
+            await self.worker.finish_commit()
             self.worker.rebuild_needed = True
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
@@ -72,6 +73,8 @@ class ScoringWorker:
         self._producer: AIOKafkaProducer | None = None
         self._publisher: BatchPublisher | None = None
         self._task: asyncio.Task[None] | None = None
+        # The last batch's commit, sent without waiting so the next batch is read and scored meanwhile.
+        self._pending_commit: asyncio.Future[None] | None = None
         self._last_lag_update = 0.0
         # Per owned partition: the next offset to score and the newest event time scored (or rebuilt from).
         self._next_offset: dict[TopicPartition, int] = {}
@@ -93,6 +96,8 @@ class ScoringWorker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        with contextlib.suppress(Exception):  # its results are published: committing spares a repeat
+            await asyncio.wait_for(self.finish_commit(), timeout=5.0)
         await self._close_clients()
         await self.state.stop()
 
@@ -126,6 +131,9 @@ class ScoringWorker:
         self.rebuild_needed = True
         if self._publisher is not None:
             self._publisher.abandon()
+        if self._pending_commit is not None:
+            self._pending_commit.cancel()  # on clients that failed: the next owner may score its batch again
+            self._pending_commit = None
         if transient:
             return
         try:
@@ -193,6 +201,7 @@ class ScoringWorker:
         return self.rebuild_needed
 
     async def _rebuild(self, consumer: AIOKafkaConsumer) -> None:
+        await self.finish_commit()  # the offsets to resume from
         if not consumer.assignment():
             # Not in the group yet: wait for the join (getmany drives it), then rebuild for what we got.
             await consumer.getmany(timeout_ms=self.settings.poll_timeout_ms, max_records=1)
@@ -225,8 +234,11 @@ class ScoringWorker:
         records = [record for partition_records in batch.values() for record in partition_records]
         received_ms = int(time.time() * 1000)
         rows, rejected = self.decoder.decode([r.value for r in records])
-        # Both ask for end offsets written before the batch was fetched, in parallel on one connection.
-        await asyncio.gather(self._refresh_progress(consumer, force=True), self.state.catch_up(fetched_at))
+        # End offsets written before the batch was fetched, for the worker's partitions and the state's, at once.
+        followed = self.state.behind_partitions(fetched_at)
+        ends = await self._refresh_progress(consumer, force=True, also=followed)
+        if followed:
+            await self.state.catch_up(fetched_at, ends)
         kept = self._align(consumer, batch, rows)
         if kept is not batch:
             if not kept:
@@ -272,12 +284,11 @@ class ScoringWorker:
         counts = await publisher.flush()
         published_ms = time.time() * 1000
 
-        try:
-            await consumer.commit({tp: partition_records[-1].offset + 1 for tp, partition_records in batch.items()})
-        except CommitFailedError as exc:
-            # Published but not committed: the new owner scores these again (at least once).
-            log.warning("commit refused after a rebalance", extra={"error": str(exc)})
-            self.rebuild_needed = True
+        # Commits go in order, each after its batch's results were acknowledged.
+        await self.finish_commit()
+        if not self.rebuild_needed:
+            offsets = {tp: partition_records[-1].offset + 1 for tp, partition_records in batch.items()}
+            self._pending_commit = asyncio.ensure_future(consumer.commit(offsets))
         self._advance(batch, records, rows)
         self._hold_history()
         self._release_aligned(consumer)
@@ -287,6 +298,18 @@ class ScoringWorker:
             self.metrics.results_out.labels(topic).inc(count)
         self._count_decisions(main)
         self._observe_latencies(records, rows.positions, rows.times_ms, published_ms)
+
+    async def finish_commit(self) -> None:
+        """Wait for the last batch's commit; a refused one (after a rebalance) asks for a rebuild."""
+        pending, self._pending_commit = self._pending_commit, None
+        if pending is None:
+            return
+        try:
+            await pending
+        except CommitFailedError as exc:
+            # Published but not committed: the new owner scores these again (at least once).
+            log.warning("commit refused after a rebalance", extra={"error": str(exc)})
+            self.rebuild_needed = True
 
     def _lagging(self) -> list[TopicPartition]:
         """Owned partitions with payments not scored yet, by the freshest end offset known (the last fetch's
@@ -410,22 +433,15 @@ class ScoringWorker:
             received_ms=received_ms,
             scored_ms=scored_ms,
         )
-        encode = encoder.encode
-        add = publisher.add
-        for transaction_id, customer_id, score, decision, event_ms, reasons in zip(
+        values = encoder.encode_many(
             rows.transaction_ids,
             rows.customer_ids,
-            verdicts.scores.tolist(),
-            verdicts.decisions.tolist(),
+            verdicts.scores,
+            [DECISIONS[code] for code in verdicts.decisions.tolist()],
             rows.times_ms,
             verdicts.reasons,
-            strict=True,
-        ):
-            add(
-                topic,
-                transaction_id.encode(),
-                encode(transaction_id, customer_id, score, DECISIONS[decision], event_ms, reasons),
-            )
+        )
+        publisher.add_many(topic, [transaction_id.encode() for transaction_id in rows.transaction_ids], values)
 
     def _count_decisions(self, verdicts: Verdicts) -> None:
         codes, counts = np.unique(verdicts.decisions, return_counts=True)
@@ -442,15 +458,19 @@ class ScoringWorker:
             self.metrics.produce_to_publish_seconds.observe(max(0.0, published_ms - record.timestamp) / 1000)
             self.metrics.event_to_publish_seconds.observe(max(0.0, published_ms - event_times[index]) / 1000)
 
-    async def _refresh_progress(self, consumer: AIOKafkaConsumer, force: bool = False) -> None:
+    async def _refresh_progress(
+        self, consumer: AIOKafkaConsumer, force: bool = False, also: Sequence[TopicPartition] = ()
+    ) -> dict[TopicPartition, int]:
         """The owned partitions' end offsets (for alignment and held history; every batch when forced),
-        and once a second the lag and state-size gauges."""
+        and once a second the lag and state-size gauges. Returns every end offset asked for, `also`'s too."""
         now = time.monotonic()
         publish = now - self._last_lag_update >= 1.0
-        if not (force or publish):
-            return
+        if not (force or publish or also):
+            return {}
         owned = sorted(consumer.assignment())
-        self._end_offsets = await self.state.end_offsets(owned) if owned else {}
+        asked = [*owned, *(tp for tp in also if tp not in consumer.assignment())]
+        ends = await self.state.end_offsets(asked) if asked else {}
+        self._end_offsets = {tp: ends[tp] for tp in owned}
         self._hold_history()
         if publish:
             self._last_lag_update = now
@@ -458,6 +478,7 @@ class ScoringWorker:
             self.metrics.lag.clear()
             for tp, end in self._end_offsets.items():
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, end - self._next_offset.get(tp, end)))
+        return ends
 
 
 def _is_transient(exc: BaseException) -> bool:
