@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
@@ -143,10 +144,16 @@ def create_service_app(
         if not hasattr(app.state, "settings"):
             app.state.settings = load_settings(settings_cls)
         app.state.probes = list(await startup(app))
+        # What exists once started (modules, settings, clients, models: ~240,000 objects in the scorer) lives
+        # as long as the process. Frozen out of the cycle collector's sight, a full collection no longer walks
+        # it all while every request waits (100-300 ms in the scorer); objects freed later are still freed.
+        gc.collect()
+        gc.freeze()
         log.info("service started", extra={"port": app.state.settings.port})
         try:
             yield
         finally:
+            gc.unfreeze()
             if shutdown is not None:
                 await shutdown(app)
             log.info("service stopped")
