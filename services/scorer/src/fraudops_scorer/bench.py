@@ -73,6 +73,7 @@ THRESHOLD_DAYS = 7
 # The scorer's consumer and batch settings (fraudops_scorer.worker and settings), which the bare loop copies.
 MAX_RECORDS = 2_000
 POLL_TIMEOUT_MS = 100
+DRAIN_WAIT_MS = 5
 MAX_PARTITION_FETCH_BYTES = 4 * 1024 * 1024
 
 MODEL_CALL_ROWS = 1_000
@@ -796,11 +797,12 @@ async def _bare_loop(
     assigned: asyncio.Event | None = None,
 ) -> dict[str, float]:
     """The baseline: the scorer's Kafka path without the scoring. Same clients and settings (group, manual commit,
-    read_committed, 4 MiB partition fetches, getmany of 2,000; acks=all, idempotent, linger 5 ms), each record's
+    read_committed, 4 MiB partition fetches, batches of 2,000 read as the worker reads them; acks=all, idempotent, linger 5 ms), each record's
     bytes forwarded through the scorer's BatchPublisher, acknowledged, then committed while the next batch is
     read, batch by batch."""
     from fraudops.kafka import make_consumer, make_producer
     from fraudops.settings import KafkaSettings
+    from fraudops_scorer.fetching import fresh_batch
     from fraudops_scorer.publisher import BatchPublisher
 
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
@@ -819,7 +821,7 @@ async def _bare_loop(
         while forwarded < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the bare loop forwarded {forwarded} of {expected} in {timeout_s:.0f} s")
-            batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
+            batch = await fresh_batch(consumer, POLL_TIMEOUT_MS, MAX_RECORDS, DRAIN_WAIT_MS)
             if assigned is not None and consumer.assignment():
                 assigned.set()
             if not batch:
@@ -1157,6 +1159,7 @@ def _scorer_latency(
             return await offsets.ends("transactions"), await offsets.ends("scores")
 
     inputs_from, scores_from = asyncio.run(marks())
+    before = scorer.metrics()
     spec = {"bootstrap": bootstrap, "topic": "transactions", "rate": rate, "messages": fresh}
     load = asyncio.run(_run_child("kafka", spec, workspace.root))
 
@@ -1168,9 +1171,28 @@ def _scorer_latency(
     inputs = asyncio.run(_scan(bootstrap, "transactions", inputs_from, values=True))
     outputs = asyncio.run(_scan(bootstrap, "scores", scores_from, keys=True))
     latencies, missing = _latencies(inputs, outputs, [key.decode() for key in outputs.keys])
-    summary = {"load": load, "missing": missing, **_percentiles(latencies)}
+    summary = {"load": load, "missing": missing, **_percentiles(latencies), "batches": _batch_profile(before, scorer)}
     _say(f"scorer latency: {summary}")
     return summary
+
+
+def _batch_profile(before: Mapping[str, float], scorer: _Scorer) -> dict[str, float | None]:
+    """What the scorer's batches looked like over a phase: count, size, and time per batch by step (ms)."""
+    after = scorer.metrics()
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    batches = delta("fraud_scorer_batch_size_messages_count")
+    if not batches:
+        return {"count": 0}
+    return {
+        "count": batches,
+        "mean_messages": round(delta("fraud_scorer_batch_size_messages_sum") / batches, 1),
+        "features_and_model_ms": round(delta("fraud_scorer_scoring_latency_seconds_sum") / batches * 1000, 2),
+        "state_wait_ms": round(delta("fraud_scorer_state_wait_seconds_sum") / batches * 1000, 2),
+        "cpu_ms": round(delta("process_cpu_seconds_total") / batches * 1000, 2),
+    }
 
 
 def _model_call(champion: _Champion) -> dict[str, Any]:

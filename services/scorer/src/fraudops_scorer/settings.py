@@ -64,6 +64,13 @@ class ScorerSettings(ServiceSettings):
     )
     max_batch: int = Field(default=2_000, ge=1, le=50_000, description="Most transactions scored in one batch.")
     poll_timeout_ms: int = Field(default=100, ge=1, le=10_000, description="Longest wait for a batch from Kafka.")
+    drain_wait_ms: int = Field(
+        default=5,
+        ge=0,
+        le=1_000,
+        description="After a batch arrives, how long to wait for the records the client fetched meanwhile, so they "
+        "are scored with it instead of one batch later (0: not at all; costs up to this much when traffic is idle).",
+    )
     # 0 gives exact features at the cost of one offsets request per batch.
     state_staleness_ms: int = Field(
         default=0,

@@ -22,6 +22,7 @@ from aiokafka.errors import CommitFailedError
 from fraudops.contracts.hotpath import Rejected, ScoreResultEncoder, TransactionRows
 from fraudops.features import FEATURE_NAMES, FEATURE_VERSION, FeatureConfig
 from fraudops.kafka import dead_letter_for, dead_letter_headers, make_consumer, make_producer
+from fraudops_scorer.fetching import fresh_batch
 from fraudops_scorer.metrics import ScorerMetrics
 from fraudops_scorer.publisher import BatchPublisher
 from fraudops_scorer.registry import ModelWatcher
@@ -185,9 +186,8 @@ class ScoringWorker:
             if self.rebuild_needed:
                 await self._rebuild(consumer)
                 continue
-            batch = await consumer.getmany(
-                timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_batch
-            )
+            settings = self.settings
+            batch = await fresh_batch(consumer, settings.poll_timeout_ms, settings.max_batch, settings.drain_wait_ms)
             fetched_at = time.monotonic()
             if batch:
                 async with self.batch_lock:
