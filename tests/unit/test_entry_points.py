@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import math
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -344,3 +347,15 @@ async def test_a_request_slower_than_the_timeout_is_504(tmp_path: Path) -> None:
     finally:
         del app.state.settings
     assert 'fraud_http_rejected_requests_total{reason="request_timeout"} 1.0' in metrics
+
+
+def test_the_scorer_lets_openmp_threads_sleep_unless_told_otherwise() -> None:
+    """libgomp reads OMP_WAIT_POLICY when XGBoost loads: importing the scorer's package sets it first."""
+    probe = "import fraudops_scorer, os, sys, xgboost; print(os.environ['OMP_WAIT_POLICY'])"
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    found = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "PASSIVE"
+    kept = subprocess.run(
+        [sys.executable, "-c", probe], env={**environment, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True
+    )
+    assert kept.stdout.strip() == "ACTIVE"
