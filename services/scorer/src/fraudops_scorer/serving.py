@@ -22,8 +22,11 @@ Scores = NDArray[np.float64]
 # Batches up to this many rows are scored on one thread. XGBoost's CPU predictor splits a batch into blocks
 # of 64 rows, so a smaller one is a single block that one thread scores anyway; a second thread only adds
 # the fork and join of an OpenMP region, and on a busy machine that join waits for the other thread to be
-# scheduled: tens of milliseconds for one POST /v1/score. Larger (Kafka) batches keep SERVING_THREADS.
-SINGLE_THREAD_ROWS = 64
+# scheduled: tens of milliseconds for one POST /v1/score. Up to 8 blocks the wait still costs more than the
+# second thread saves: the Kafka batches of a steady 5,000 payments/s (~100 rows) scored on one thread gave
+# latency p95/p99 55/82 ms against 107/225 ms with two (`fraudops bench scorer`, full dataset, idle 2-core
+# machine). Larger batches (catching up on a backlog) keep SERVING_THREADS.
+SINGLE_THREAD_ROWS = 512
 # Contributions are shared out row by row, so a second thread helps from two rows on (a Kafka batch's
 # explained rows): only a single row's are computed on one thread.
 SINGLE_THREAD_CONTRIBUTION_ROWS = 1
