@@ -269,9 +269,18 @@ def _alert_and_wait(monitor: ServiceProcess, starts_at: datetime) -> dict[str, A
 
 
 def _run(settings: StackSettings, run_id: str) -> dict[str, Any]:
-    """A DAG run's state, conf and task states, read with the admin's token (the client the demo uses)."""
+    """A DAG run's state, conf and task states once the run has ended, read with the admin's token (the
+    client the demo uses). The action's outcome is reported from inside the run's last task, so the run
+    itself ends a moment after the monitor knows (a clean-clone CI run read it still running)."""
     client = AirflowClient(
         f"http://{settings.host}:{settings.airflow_port}", "admin", SecretStr(airflow_password(settings)), 60
     )
-    run = asyncio.run(client.run_state("fraud_retrain_on_alert", run_id))
-    return {"state": run.state, "conf": run.conf, "tasks": run.tasks}
+
+    def ended() -> dict[str, Any] | None:
+        run = asyncio.run(client.run_state("fraud_retrain_on_alert", run_id))
+        if run.state not in {"success", "failed"}:
+            return None
+        return {"state": run.state, "conf": run.conf, "tasks": run.tasks}
+
+    run: dict[str, Any] = wait_for(ended, timeout_s=120, interval_s=1)
+    return run
