@@ -31,16 +31,20 @@ def byte_table(allowed: bytes) -> Bools:
 class BodyColumns:
     """Cursors over `payloads` (all bytes) starting `skip` bytes in; `damaged` marks messages already lost."""
 
-    def __init__(self, payloads: Sequence[bytes], skip: int, damaged: Bools) -> None:
+    def __init__(self, payloads: Sequence[bytes], skip: int) -> None:
         """`skip`: the header's length, checked apart (`require_prefix`)."""
-        lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
-        self.ends: Int64s = np.cumsum(lengths)
-        self.starts: Int64s = self.ends - lengths
+        self.lengths: Int64s = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
+        self.ends: Int64s = np.cumsum(self.lengths)
+        self.starts: Int64s = self.ends - self.lengths
         self.buffer = b"".join(payloads) + _PADDING
         self.data = np.frombuffer(self.buffer, dtype=np.uint8)
-        self.damaged: Bools = damaged | (lengths < skip)
+        self.damaged: Bools = self.lengths < skip
         self.cursor: Int64s = np.where(self.damaged, self.ends, self.starts + skip)
         self._text: str | None = None
+
+    def set_aside(self, rows: Bools) -> None:
+        """Leave `rows` to the caller (marked as damaged: no value is read from them)."""
+        self._settle(rows.copy())
 
     def require_prefix(self, prefix: bytes) -> None:
         """Mark the messages that do not start with `prefix`."""

@@ -164,7 +164,11 @@ class TransactionDecoder:
         one, or that is damaged or breaks a rule, is decoded alone, which names the exact error.
         """
         present = [p if p is not None else b"" for p in payloads]
-        columns = BodyColumns(present, HEADER_LENGTH, self._set_aside(payloads, present))
+        columns = BodyColumns(present, HEADER_LENGTH)
+        if self.max_bytes is not None:
+            columns.set_aside(columns.lengths > self.max_bytes)
+        if None in payloads:
+            columns.set_aside(np.fromiter((p is None for p in payloads), dtype=np.bool_, count=len(payloads)))
         columns.require_prefix(self._header)
         transaction_id = columns.string()
         event_time = columns.long()
@@ -209,14 +213,6 @@ class TransactionDecoder:
             else:
                 rejected.append(Rejected(position, InvalidInputError(f"invalid Transaction: {problem}")))
         return (_merged(rows, late) if late else rows), rejected
-
-    def _set_aside(self, payloads: Sequence[bytes | None], present: Sequence[bytes]) -> Bools:
-        """Payloads the batch reader leaves alone: missing or oversize."""
-        lengths = np.fromiter(map(len, present), dtype=np.int64, count=len(present))
-        aside: Bools = lengths > self.max_bytes if self.max_bytes is not None else np.zeros(len(present), np.bool_)
-        if None in payloads:
-            aside[[position for position, p in enumerate(payloads) if p is None]] = True
-        return aside
 
     def _decode_one(self, payload: bytes | None) -> dict[str, Any]:
         if payload is not None and self.max_bytes is not None and len(payload) > self.max_bytes:
