@@ -124,7 +124,7 @@ def test_kill_nine_five_times_while_100k_payments_stream_in(
         interval_s=2,
     )
 
-    results = scorer_run.scores(idle_s=5, timeout_s=300)
+    results = scorer_run.scores(idle_s=5, timeout_s=300, covering=transactions)
     final = _assert_one_verdict_each(results, transactions)
     assert {r.model_version for r in final.values()} == {version}
     # Restarts did not cost correct features: every score equals the offline definition's.
@@ -152,7 +152,7 @@ def test_scoring_resumes_after_a_broker_restart(
     wait_for(
         lambda: scorer.metric("fraud_scorer_consumer_lag_messages") == 0, 180, "the scorer to catch up", interval_s=2
     )
-    _assert_one_verdict_each(scorer_run.scores(idle_s=5, timeout_s=300), transactions)
+    _assert_one_verdict_each(scorer_run.scores(idle_s=5, timeout_s=300, covering=transactions), transactions)
 
 
 def test_two_instances_in_one_group_give_the_results_of_one(
@@ -191,7 +191,9 @@ def test_two_instances_in_one_group_give_the_results_of_one(
                 assert all(s.metric("fraud_scorer_results_out_total") > 0 for s in scorers), (
                     "one instance did all the work"
                 )
-            outcomes.append(_assert_one_verdict_each(run.scores(idle_s=5), transactions))
+            outcomes.append(
+                _assert_one_verdict_each(run.scores(idle_s=5, timeout_s=300, covering=transactions), transactions)
+            )
         one, two = outcomes
         # Both against the offline definition first, so a failure says which run went wrong and where.
         expected = expected_scores(transactions, labels)
@@ -246,7 +248,7 @@ def test_a_promotion_mid_stream_leaves_no_gap(
         interval_s=2,
     )
 
-    final = _assert_one_verdict_each(scorer_run.scores(idle_s=5), transactions)
+    final = _assert_one_verdict_each(scorer_run.scores(idle_s=5, timeout_s=300, covering=transactions), transactions)
     versions = {r.model_version for r in final.values()}
     assert versions == {first, second}
     assert not any(r.fallback for r in final.values())

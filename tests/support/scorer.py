@@ -115,8 +115,14 @@ class ScorerRun:
         MlflowClient().set_registered_model_alias(self.model_name, "champion", version)
         return version
 
-    def scores(self, idle_s: float = 3.0, timeout_s: float = 120.0) -> list[ScoreResult]:
-        records = asyncio.run(drain(self.stack.settings.kafka_bootstrap, self.topics.name("scores"), idle_s, timeout_s))
+    def scores(
+        self, idle_s: float = 3.0, timeout_s: float = 120.0, covering: pd.DataFrame | None = None
+    ) -> list[ScoreResult]:
+        """What the scores topic holds; with `covering`, read until each of its transactions has a result (or
+        `timeout_s`), so a scorer still catching up is waited for rather than judged half way."""
+        keys = [] if covering is None else [str(t).encode() for t in covering["transaction_id"]]
+        topic = self.topics.name("scores")
+        records = asyncio.run(drain(self.stack.settings.kafka_bootstrap, topic, idle_s, timeout_s, keys))
         return [ScoreResult.from_avro(r.value) for r in records]
 
 
