@@ -141,11 +141,17 @@ class MonitorConsumer:
             self.metrics.unreadable.labels(self.settings.topics.transactions).inc(len(rejected))
         if not len(rows):
             return
+        all_times = np.asarray(rows.times_ms, dtype=np.int64)
         fresh = ~self.store.seen(rows.transaction_ids)
-        keep = np.flatnonzero(fresh)
+        # Valid, but dated decades away from the rest: the store cannot hold it (the scorer dead-letters it).
+        outside = fresh & ~self.store.storable(all_times)
+        if outside.any():
+            self.metrics.unreadable.labels(self.settings.topics.transactions).inc(int(outside.sum()))
+            log.warning("transactions outside the state's span skipped", extra={"count": int(outside.sum())})
+        keep = np.flatnonzero(fresh & ~outside)
         if keep.shape[0] == 0:
             return
-        times = np.asarray(rows.times_ms, dtype=np.int64)[keep]
+        times = all_times[keep]
         ids = [rows.transaction_ids[i] for i in keep]
         columns = TransactionColumns(
             transaction_ids=ids,
@@ -154,12 +160,7 @@ class MonitorConsumer:
             times_ms=times,
             amounts=np.asarray(rows.amounts, dtype=np.float64)[keep],
         )
-        try:
-            features = self.store.score(columns)
-        except ValueError as exc:  # event times the store cannot place (far outside its range)
-            self.metrics.unreadable.labels(self.settings.topics.transactions).inc(len(ids))
-            log.warning("transactions skipped", extra={"reason": str(exc), "count": len(ids)})
-            return
+        features = self.store.score(columns)
         self.features.append(ids, times, features)
         self.evaluator.transactions_added(len(ids))
 
