@@ -12,7 +12,7 @@ from fraudops.evaluation.protocol import HANDBOOK_SPLIT, HANDBOOK_TEST_FOLDS, sp
 from fraudops.features import FEATURE_NAMES
 from fraudops.simulator import SimulatorConfig, simulate
 from fraudops_trainer.evaluate import HANDBOOK_XGBOOST, TARGETS
-from fraudops_trainer.pipeline import train_model, with_features
+from fraudops_trainer.pipeline import NO_SEARCH, train_model, with_features
 from fraudops_trainer.spec import ModelParameters, ProtocolParameters
 
 
@@ -20,7 +20,7 @@ def run() -> list[Figure]:
     frame = simulate(SimulatorConfig()).transactions
     parameters = ModelParameters()
     started = time.perf_counter()
-    model = train_model(frame, parameters, ProtocolParameters(), 0, lambda *_: None, split=HANDBOOK_SPLIT)
+    model = train_model(frame, parameters, ProtocolParameters(), NO_SEARCH, lambda *_: None, split=HANDBOOK_SPLIT)
     pipeline_seconds = time.perf_counter() - started
 
     # Baseline: the two bare booster fits the pipeline makes (validation and final), on ready features.
@@ -43,7 +43,7 @@ def run() -> list[Figure]:
     report = model.report.as_dict()
     # The Handbook's published figures are means over its four test folds; the last fold is the split above.
     prequential = [report] + [
-        train_model(frame, parameters, ProtocolParameters(), 0, lambda *_: None, split=fold).report.as_dict()
+        train_model(frame, parameters, ProtocolParameters(), NO_SEARCH, lambda *_: None, split=fold).report.as_dict()
         for fold in HANDBOOK_TEST_FOLDS
         if fold != HANDBOOK_SPLIT
     ]

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from fraudops_trainer.spec import SearchMetric
+
 # The Fraud Detection Handbook's best published XGBoost (chapter 5, "Model selection": the best test figure
 # of each metric over its parameter search), and the targets this project set itself. The Handbook's figures
 # are means over its four test folds (tests 2018-08-08 to 2018-09-04, each +/- 0.01 across folds) on its own
@@ -42,14 +44,20 @@ def evaluate(
     source: Annotated[
         Path | None, typer.Option("--input", help="Parquet dataset; default: the simulator's published dataset.")
     ] = None,
-    search_trials: Annotated[int, typer.Option(help="Optuna trials on the validation split first.", min=0)] = 0,
+    search_trials: Annotated[int, typer.Option(help="Optuna trials on the validation folds first.", min=0)] = 0,
+    search_folds: Annotated[
+        int, typer.Option(help="Validation folds (weeks before the test) a search trial is scored on.", min=1)
+    ] = 4,
+    search_metric: Annotated[
+        SearchMetric, typer.Option(help="What the search maximises (mean over its folds).")
+    ] = SearchMetric.AVERAGE_PRECISION,
 ) -> None:
     """Train and evaluate on the Handbook's protocol; print our figures beside the published ones as JSON."""
     import pandas as pd
 
     from fraudops.evaluation.protocol import HANDBOOK_SPLIT, HANDBOOK_TEST_FOLDS, Split
     from fraudops.simulator import SimulatorConfig, simulate
-    from fraudops_trainer.pipeline import train_model
+    from fraudops_trainer.pipeline import SearchPlan, train_model
     from fraudops_trainer.spec import ModelParameters, ProtocolParameters
 
     started = time.perf_counter()
@@ -58,9 +66,10 @@ def evaluate(
     folds: list[Split] = [HANDBOOK_SPLIT]
     if protocol is Protocol.PREQUENTIAL:
         folds = list(HANDBOOK_TEST_FOLDS)
+    plan = SearchPlan(search_trials, search_folds, search_metric)
     results: list[dict[str, Any]] = []
     for split in folds:
-        model = train_model(frame, parameters, ProtocolParameters(), search_trials, lambda *_: None, split=split)
+        model = train_model(frame, parameters, ProtocolParameters(), plan, lambda *_: None, split=split)
         parameters = model.parameters
         results.append({"split": split.describe(), **model.report.as_dict(), "thresholds": model.thresholds})
     headline = {key: round(sum(r[key] for r in results) / len(results), 6) for key in HANDBOOK_XGBOOST}

@@ -12,13 +12,43 @@ import pandas as pd
 import xgboost as xgb
 
 from fraudops.errors import InvalidInputError
-from fraudops.evaluation.metrics import QualityReport, average_precision, quality_report, threshold_for_daily_budget
-from fraudops.evaluation.protocol import Split, split_frames
+from fraudops.evaluation.metrics import (
+    QualityReport,
+    average_precision,
+    card_precision_at_k,
+    quality_report,
+    threshold_for_daily_budget,
+)
+from fraudops.evaluation.protocol import Split, prequential_splits, split_frames
 from fraudops.features import FEATURE_NAMES, FeatureConfig
 from fraudops.features.offline import compute_features
-from fraudops_trainer.spec import ModelParameters, ProtocolParameters
+from fraudops_trainer.spec import ModelParameters, ProtocolParameters, SearchMetric
 
 Progress = Callable[[str, float], None]
+
+_SEARCH_METRICS: dict[SearchMetric, Callable[[pd.DataFrame, np.ndarray], float]] = {
+    SearchMetric.AVERAGE_PRECISION: lambda test, scores: average_precision(test["is_fraud"], scores),
+    SearchMetric.CARD_PRECISION_AT_100: lambda test, scores: card_precision_at_k(test.assign(score=scores), k=100),
+}
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """An Optuna search asked for with a job: its trials, the validation folds a trial is scored on, the metric."""
+
+    trials: int
+    folds: int
+    metric: SearchMetric
+
+
+NO_SEARCH = SearchPlan(trials=0, folds=1, metric=SearchMetric.AVERAGE_PRECISION)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    parameters: ModelParameters
+    folds: list[Split]
+    best_value: float
 
 
 @dataclass
@@ -27,6 +57,7 @@ class TrainedModel:
     parameters: ModelParameters
     split: Split
     validation_split: Split
+    search: SearchOutcome | None
     thresholds: dict[str, float]
     report: QualityReport
     train: pd.DataFrame
@@ -55,9 +86,13 @@ def with_features(frame: pd.DataFrame, label_delay_days: int) -> pd.DataFrame:
     return pd.concat([frame.drop(columns=[c for c in FEATURE_NAMES if c in frame.columns]), features], axis=1)
 
 
+def _days(frame: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(frame["event_time"], utc=True).dt.tz_convert(None).dt.normalize()
+
+
 def default_split(frame: pd.DataFrame, protocol: ProtocolParameters) -> Split:
     """The latest split the data allows: test on its last days, train on what precedes the delay."""
-    days = pd.to_datetime(frame["event_time"], utc=True).dt.tz_convert(None).dt.normalize()
+    days = _days(frame)
     first: date = days.min().date()
     last: date = days.max().date()
     test_start = last - timedelta(days=protocol.test_days - 1)
@@ -107,16 +142,43 @@ def predict(booster: xgb.Booster, frame: pd.DataFrame) -> np.ndarray:
     return scores.astype(np.float64)
 
 
+def validation_split(split: Split) -> Split:
+    """The same protocol moved back by the test length: thresholds and the search come from it, never the test."""
+    return Split(
+        split.train_start - timedelta(days=split.test_days), split.train_days, split.delay_days, split.test_days
+    )
+
+
+def search_splits(validation: Split, folds: int, first_day: date) -> list[Split]:
+    """The validation split and up to `folds - 1` earlier ones, one test length apart, within the data.
+
+    Each is `validation` moved back, so none reaches past the validation test period (which ends where the
+    real test period starts). The validation split itself always comes first, as for the thresholds; an
+    earlier fold is kept only if its whole training period lies inside the data.
+    """
+    splits = prequential_splits(validation, folds)
+    return splits[:1] + [split for split in splits[1:] if split.train_start >= first_day]
+
+
 def search(
-    data: pd.DataFrame, validation: Split, base: ModelParameters, trials: int, progress: Progress
-) -> ModelParameters:
-    """Optuna search of the booster's parameters on the validation split (average precision)."""
+    data: pd.DataFrame, validation: Split, base: ModelParameters, plan: SearchPlan, progress: Progress
+) -> SearchOutcome:
+    """Optuna search of the booster's parameters; a trial's score is the plan's metric averaged over folds."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    train, test = split_frames(data, validation)
-    if test.empty or test["is_fraud"].sum() == 0:
-        return base
+    folds: list[tuple[Split, pd.DataFrame, pd.DataFrame]] = []
+    for split in search_splits(validation, plan.folds, _days(data).min().date()):
+        train, test = split_frames(data, split)
+        # A fold without both classes to learn from, or without a fraud to find, cannot rank a trial.
+        if train["is_fraud"].nunique() == 2 and test["is_fraud"].sum() > 0:
+            folds.append((split, train, test))
+    if not folds:
+        raise InvalidInputError(
+            f"no validation fold before the test period holds frauds to learn from and to find: "
+            f"the search ({plan.trials} trials) cannot score its trials on this dataset"
+        )
+    score = _SEARCH_METRICS[plan.metric]
 
     def objective(trial: optuna.Trial) -> float:
         candidate = base.model_copy(
@@ -129,19 +191,26 @@ def search(
                 "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
             }
         )
-        progress(f"search trial {trial.number + 1}/{trials}", 0.3 + 0.3 * trial.number / trials)
-        return average_precision(test["is_fraud"], predict(fit(train, candidate), test))
+        progress(
+            f"search trial {trial.number + 1}/{plan.trials} on {len(folds)} validation folds",
+            0.3 + 0.3 * trial.number / plan.trials,
+        )
+        return float(np.mean([score(test, predict(fit(train, candidate), test)) for _, train, test in folds]))
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
-    study.optimize(objective, n_trials=trials)
-    return base.model_copy(update=study.best_params)
+    study.optimize(objective, n_trials=plan.trials)
+    return SearchOutcome(
+        parameters=base.model_copy(update=study.best_params),
+        folds=[split for split, _, _ in folds],
+        best_value=float(study.best_value),
+    )
 
 
 def train_model(
     frame: pd.DataFrame,
     parameters: ModelParameters,
     protocol: ProtocolParameters,
-    search_trials: int,
+    search_plan: SearchPlan,
     progress: Progress,
     split: Split | None = None,
 ) -> TrainedModel:
@@ -149,12 +218,11 @@ def train_model(
     progress("features", 0.1)
     data = with_features(frame, protocol.label_delay_days)
     split = split or default_split(data, protocol)
-    # Thresholds (and the search) come from the same protocol moved back by the test length: never the test.
-    validation = Split(
-        split.train_start - timedelta(days=split.test_days), split.train_days, split.delay_days, split.test_days
-    )
-    if search_trials:
-        parameters = search(data, validation, parameters, search_trials, progress)
+    validation = validation_split(split)
+    outcome = None
+    if search_plan.trials:
+        outcome = search(data, validation, parameters, search_plan, progress)
+        parameters = outcome.parameters
     progress("validation model", 0.6)
     val_train, val_test = split_frames(data, validation)
     if val_test.empty or val_train.empty:
@@ -177,6 +245,7 @@ def train_model(
         parameters=parameters,
         split=split,
         validation_split=validation,
+        search=outcome,
         thresholds=thresholds,
         report=report,
         train=train,

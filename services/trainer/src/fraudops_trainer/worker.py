@@ -25,7 +25,7 @@ def run_job(request: dict[str, Any], context: JobContext, channel: Connection) -
     """Train, log and register; every message is ("progress", stage, fraction) or ("done"|"failed", payload)."""
     try:
         from fraudops.datasets import read_valid_rows
-        from fraudops_trainer.pipeline import train_model
+        from fraudops_trainer.pipeline import SearchPlan, train_model
         from fraudops_trainer.spec import TrainingRequest
         from fraudops_trainer.tracking import log_and_register
 
@@ -36,8 +36,16 @@ def run_job(request: dict[str, Any], context: JobContext, channel: Connection) -
 
         progress("reading dataset", 0.02)
         frame = read_valid_rows(context.dataset_uri)
-        model = train_model(frame, spec.model, spec.protocol, spec.search_trials, progress)
+        plan = SearchPlan(spec.search_trials, spec.search_folds, spec.search_metric)
+        model = train_model(frame, spec.model, spec.protocol, plan, progress)
         progress("logging to MLflow", 0.9)
+        searched: dict[str, Any] = {}
+        if model.search:
+            searched = {
+                "search_metric": spec.search_metric.value,
+                "search_folds": len(model.search.folds),
+                "search_best_value": model.search.best_value,
+            }
         logged = log_and_register(
             model,
             tracking_uri=context.tracking_uri,
@@ -47,7 +55,7 @@ def run_job(request: dict[str, Any], context: JobContext, channel: Connection) -
             dataset_uri=context.dataset_uri,
             label_delay_days=spec.protocol.label_delay_days,
             register=spec.register_model,
-            extra_params={"job_id": context.job_id, "search_trials": spec.search_trials},
+            extra_params={"job_id": context.job_id, "search_trials": spec.search_trials, **searched},
         )
         channel.send(
             (
