@@ -112,6 +112,47 @@ def test_every_payment_is_scored_with_the_offline_features(
     assert scorer.metric("fraud_scorer_model_info", f'model_version="{version}"') == 1
 
 
+def test_a_payment_dated_after_it_was_written_is_dead_lettered_and_the_state_stays_right(
+    scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """Written straight to the topic (ingest refuses it), a payment dated a year ahead would make the state's
+    newest time a year ahead, and the state would forget every window the next payments look back on."""
+    transactions, labels = stream
+    transactions = transactions.sort_values("event_time", kind="stable").reset_index(drop=True)
+    champion = every_feature_booster(transactions, labels)
+    scorer_run.register_champion(booster=champion)
+    scorer = scorer_run.scorer()
+    scorer.start()
+    half = len(transactions) // 2
+    first, second = transactions.iloc[:half], transactions.iloc[half:]
+    known = pd.to_datetime(labels["known_at"], utc=True) <= pd.to_datetime(first["event_time"], utc=True).max()
+    names = scorer_run.topics.replay_names()
+    asyncio.run(replay(first, scorer_run.kafka, rate=0, labels=labels[known], topic_names=names))
+    customer = str(first["customer_id"].iloc[-1])
+    ahead = Transaction(
+        transaction_id="a-year-ahead",
+        event_time=datetime.now(UTC) + timedelta(days=365),
+        customer_id=customer,
+        terminal_id=str(first["terminal_id"].iloc[-1]),
+        amount=12.5,
+    )
+    bootstrap = scorer_run.stack.settings.kafka_bootstrap
+    asyncio.run(_produce(bootstrap, scorer_run.topics.name("transactions"), [(customer.encode(), ahead.to_avro())]))
+    asyncio.run(replay(second, scorer_run.kafka, rate=0, labels=labels[~known], topic_names=names))
+    wait_for(lambda: scorer.metric("fraud_scorer_results_out_total") >= len(transactions), 120, "every score")
+
+    letters = asyncio.run(drain(bootstrap, scorer_run.topics.name("dead_letters")))
+    assert [DeadLetter.from_avro(r.value).original_value for r in letters] == [ahead.to_avro()]
+    letter = DeadLetter.from_avro(letters[0].value)
+    assert letter.error_type == "invalid_input"
+    assert "later than the message was written to Kafka" in letter.error_message
+    got = {r.transaction_id: r for r in scorer_run.scores(covering=transactions)}
+    assert set(got) == set(transactions["transaction_id"].astype(str))
+    expected = expected_scores(transactions, labels, booster=champion)
+    actual = pd.Series({tid: got[tid].score for tid in expected.index})
+    np.testing.assert_allclose(actual.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)
+
+
 def _poison(valid: Transaction, kind: int) -> bytes:
     codec = default_codec()
     if kind == 0:

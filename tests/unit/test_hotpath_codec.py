@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from fraudops.contracts.avro import MAGIC, default_codec
-from fraudops.contracts.hotpath import ScoreResultEncoder, TransactionDecoder, transaction_problems
+from fraudops.contracts.hotpath import (
+    ScoreResultEncoder,
+    TransactionDecoder,
+    TransactionRows,
+    future_dated,
+    transaction_problems,
+)
 from fraudops.contracts.messages import Decision, Reason, ScoreResult, Transaction
 from fraudops.errors import CorruptMessageError, InvalidInputError, UnknownSchemaError
 
@@ -276,3 +282,30 @@ def test_a_batch_encodes_to_the_same_bytes_as_its_rows_one_by_one() -> None:
     assert encoder.encode_many(ids, customers, scores, decisions, events, reasons) == expected
     with pytest.raises(ValueError, match="finite"):
         encoder.encode_many(ids[:1], customers[:1], np.asarray([math.nan]), decisions[:1], events[:1], reasons[:1])
+
+
+def test_payments_dated_after_their_message_was_written_are_refused_with_the_reason() -> None:
+    written = _millis(datetime(2026, 11, 29, 10, 0, tzinfo=UTC))
+    skew_ms = 300_000
+    # Positions index the batch's records: the rows skip position 1 (a payload refused by the decoder).
+    rows = TransactionRows(
+        positions=[0, 2, 3, 4, 5],
+        transaction_ids=["on-time", "at-the-limit", "one-ms-over", "no-timestamp", "a-year-ahead"],
+        customer_ids=["c"] * 5,
+        terminal_ids=["t"] * 5,
+        times_ms=[written - 5, written + skew_ms, written + skew_ms + 1, written + 10**12, written + 365 * 86_400_000],
+        amounts=[1.0, 2.0, 3.0, 4.0, 5.0],
+    )
+    written_ms = np.asarray([written, written, written, written, -1, written], dtype=np.int64)
+
+    kept, rejected = future_dated(rows, written_ms, skew_ms)
+
+    assert kept.transaction_ids == ["on-time", "at-the-limit", "no-timestamp"]
+    assert kept.positions == [0, 2, 4]
+    assert kept.amounts == [1.0, 2.0, 4.0]
+    assert [r.position for r in rejected] == [3, 5]
+    assert all(isinstance(r.error, InvalidInputError) for r in rejected)
+    assert "2027-11-29T10:00:00Z is later than the message was written to Kafka (2026-11-29T10:00:00Z)" in str(
+        rejected[1].error
+    )
+    assert future_dated(kept, written_ms, skew_ms) == (kept, [])

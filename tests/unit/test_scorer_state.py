@@ -107,7 +107,8 @@ class FakeConsumer:
 
 
 def _record(tp: TopicPartition, offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, None, value, None, 0, len(value), ())
+    written_ms = int(time.time() * 1000)  # these payments are all dated before it
+    return ConsumerRecord(tp.topic, tp.partition, offset, written_ms, 0, None, value, None, 0, len(value), ())
 
 
 def _payments(count: int, customers: int, start: datetime, step: timedelta, prefix: str) -> pd.DataFrame:

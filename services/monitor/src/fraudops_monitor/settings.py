@@ -175,6 +175,14 @@ class MonitorSettings(ServiceSettings):
         description="Read transactions, scores and labels; false for a monitor that only serves reports and "
         "receives alerts (tests, a read-only replica).",
     )
+    # The scorer's rule (it dead-letters these payments): the drift window holds what was scored.
+    max_future_skew_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How far a payment's event time may be ahead of the time its message was written to Kafka; "
+        "later ones are skipped and counted as unreadable.",
+    )
     max_batch: int = Field(default=5_000, ge=1, le=100_000, description="Most messages read from Kafka at once.")
     label_delay_days: int = Field(
         default=7,

@@ -79,6 +79,15 @@ class ScorerSettings(ServiceSettings):
         description="How far (wall clock) the shared state (labels, other instances' partitions) may trail the log "
         "when a batch is scored; 0 waits until it has read everything written before the batch was fetched.",
     )
+    # The same rule as ingest's, for payments written to the topic directly. Every instance must use the same
+    # value: the state rebuilt from the log applies it again.
+    max_future_skew_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How far a payment's event time may be ahead of the time its message was written to Kafka; "
+        "later ones are dead-lettered.",
+    )
     state_late_slack_hours: int = Field(
         default=7 * 24,
         ge=0,

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from fraudops.contracts.hotpath import TransactionDecoder, TransactionRows
+from fraudops.contracts.hotpath import TransactionDecoder, TransactionRows, future_dated, written_times
 from fraudops.contracts.messages import Label
 from fraudops.errors import InvalidInputError, MessageDecodeError
 from fraudops.features import FeatureConfig
@@ -49,7 +49,7 @@ def first_sightings(store: OnlineFeatureStore, rows: TransactionRows) -> Transac
         if not known and transaction_id not in fresh:
             fresh.add(transaction_id)
             keep.append(row)
-    return rows if len(keep) == len(rows) else _subset(rows, keep)
+    return rows if len(keep) == len(rows) else rows.subset(keep)
 
 
 def storable_rows(store: OnlineFeatureStore, rows: TransactionRows) -> tuple[TransactionRows, list[int]]:
@@ -60,7 +60,7 @@ def storable_rows(store: OnlineFeatureStore, rows: TransactionRows) -> tuple[Tra
     if all(fits):
         return rows, []
     keep = [row for row, fit in enumerate(fits) if fit]
-    return _subset(rows, keep), [rows.positions[row] for row, fit in enumerate(fits) if not fit]
+    return rows.subset(keep), [rows.positions[row] for row, fit in enumerate(fits) if not fit]
 
 
 def outside_span_error(store: OnlineFeatureStore) -> InvalidInputError:
@@ -72,14 +72,6 @@ def outside_span_error(store: OnlineFeatureStore) -> InvalidInputError:
         f"invalid Transaction: event_time: outside the span the scorer's state holds ({low:%Y-%m-%d} to "
         f"{high:%Y-%m-%d}), decades away from the payments it has seen"
     )
-
-
-def _subset(rows: TransactionRows, keep: list[int]) -> TransactionRows:
-    kept = TransactionRows()
-    for name in _ROW_FIELDS:
-        column = getattr(rows, name)
-        setattr(kept, name, [column[row] for row in keep])
-    return kept
 
 
 def columns_of(rows: TransactionRows) -> TransactionColumns:
@@ -97,6 +89,7 @@ class SharedState:
         self.settings = settings
         self.metrics = metrics
         self.decoder = decoder
+        self._max_ahead_ms = settings.max_future_skew_s * 1000
         self.store = self._new_store(FeatureConfig())
         self._consumer: AIOKafkaConsumer | None = None
         # Asks only for end offsets: on the reading consumers' connections such a request would queue
@@ -173,6 +166,7 @@ class SharedState:
                 # A followed partition's records written since its end was asked are state all the same: the
                 # reader goes on from past them, so dropping them here would lose them for good.
                 rows, _ = self.decoder.decode([r.value for r in batch])
+                rows, _ = future_dated(rows, written_times(batch), self._max_ahead_ms)
                 merge.add(tp, rows)
             for tp in list(pending):
                 if await consumer.position(tp) >= targets[tp]:
@@ -256,16 +250,17 @@ class SharedState:
             self._progress.set()
 
     def _apply(self, records: Records) -> None:
-        payloads: list[bytes | None] = []
+        transactions: list[ConsumerRecord[bytes, bytes]] = []
         label_records: list[ConsumerRecord[bytes, bytes]] = []
         for tp, batch in records.items():
             if tp.topic == self.settings.topics.labels:
                 label_records.extend(batch)
             else:
-                payloads.extend(r.value for r in batch)
-        if payloads:
+                transactions.extend(batch)
+        if transactions:
             # Invalid payments are the scoring instance's to dead-letter; here they are simply not state.
-            rows, _ = self.decoder.decode(payloads)
+            rows, _ = self.decoder.decode([r.value for r in transactions])
+            rows, _ = future_dated(rows, written_times(transactions), self._max_ahead_ms)
             rows, _ = storable_rows(self.store, first_sightings(self.store, rows))
             if len(rows):
                 self.store.remember(columns_of(rows))

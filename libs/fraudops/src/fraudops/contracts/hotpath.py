@@ -71,11 +71,61 @@ class TransactionRows:
         self.times_ms.append(record["event_time"])
         self.amounts.append(record["amount"])
 
+    def subset(self, rows: Sequence[int]) -> TransactionRows:
+        """These rows only, in the order given."""
+        return TransactionRows(
+            positions=[self.positions[row] for row in rows],
+            transaction_ids=[self.transaction_ids[row] for row in rows],
+            customer_ids=[self.customer_ids[row] for row in rows],
+            terminal_ids=[self.terminal_ids[row] for row in rows],
+            times_ms=[self.times_ms[row] for row in rows],
+            amounts=[self.amounts[row] for row in rows],
+        )
+
 
 @dataclass(frozen=True)
 class Rejected:
     position: int
     error: FraudOpsError
+
+
+def written_times(records: Sequence[Any]) -> Int64s:
+    """The Kafka timestamps (milliseconds) of consumer records, in order; -1 where a record has none."""
+    return np.fromiter((record.timestamp for record in records), dtype=np.int64, count=len(records))
+
+
+def future_dated(
+    rows: TransactionRows, written_ms: Int64s, max_ahead_ms: int
+) -> tuple[TransactionRows, list[Rejected]]:
+    """The rows dated at most `max_ahead_ms` after their message was written to Kafka, and why each other
+    one was refused. `written_ms` is indexed by the rows' positions.
+
+    A payment cannot happen after it was written down; one dated later is a bad clock, and it would move
+    the feature state's newest time ahead, and with it what the state forgets. The rule reads the record's
+    own timestamp rather than a clock, so it holds the same when the log is read again after a restart.
+    """
+    if not len(rows):
+        return rows, []
+    times = np.asarray(rows.times_ms, dtype=np.int64)
+    written = written_ms[np.asarray(rows.positions, dtype=np.intp)]
+    ahead = (written >= 0) & (times - written > max_ahead_ms)
+    if not ahead.any():
+        return rows, []
+    rejected = []
+    for row in np.flatnonzero(ahead).tolist():
+        event = _EPOCH + timedelta(milliseconds=int(times[row]))
+        at = _EPOCH + timedelta(milliseconds=int(written[row]))
+        rejected.append(
+            Rejected(
+                rows.positions[row],
+                InvalidInputError(
+                    f"invalid Transaction: event_time: {event:%Y-%m-%dT%H:%M:%S}Z is later than the message was "
+                    f"written to Kafka ({at:%Y-%m-%dT%H:%M:%S}Z) by more than the {max_ahead_ms // 1000} s of clock "
+                    "skew allowed"
+                ),
+            )
+        )
+    return rows.subset(np.flatnonzero(~ahead).tolist()), rejected
 
 
 def transaction_problems(record: dict[str, Any]) -> str | None:
