@@ -25,9 +25,10 @@ from fraudops_trainer.pipeline import (
 )
 from fraudops_trainer.spec import ModelParameters, ProtocolParameters, SearchMetric
 
-# 40 days from 2018-04-01: the default split tests 05-04..10, its validation split tests 04-27..05-03, and
-# only one earlier fold (training from 04-06) fits; the next one would train from 03-30.
-TINY_WORLD = SimulatorConfig(n_customers=50, n_terminals=100, n_days=40, seed=3)
+# 47 days from 2018-04-01: the default split trains on 04-27..05-03 and tests 05-11..17, its validation split
+# tests 04-27..05-03 (training from 04-13), and only one earlier fold (training from 04-06) fits; the next
+# one would train from 03-30.
+TINY_WORLD = SimulatorConfig(n_customers=50, n_terminals=100, n_days=47, seed=4)
 
 
 def _test_end(split: Split) -> date:
@@ -51,9 +52,11 @@ def test_search_folds_step_back_from_the_validation_split_and_never_reach_the_te
     validation = validation_split(HANDBOOK_SPLIT)
     folds = search_splits(validation, 4, first_day=date(2018, 4, 1))
     assert folds[0] == validation
-    assert [_test_end(fold) for fold in folds] == [
-        HANDBOOK_SPLIT.test_start - timedelta(days=7 * back) for back in range(4)
-    ]
+    # The validation split tests on the final model's training week: all its labels are known by the time the
+    # test period starts, none of the delay period's is used.
+    train_end = HANDBOOK_SPLIT.train_start + timedelta(days=HANDBOOK_SPLIT.train_days)
+    assert validation.test_start == HANDBOOK_SPLIT.train_start
+    assert [_test_end(fold) for fold in folds] == [train_end - timedelta(days=7 * back) for back in range(4)]
     assert all(fold.train_days == 7 and fold.delay_days == 7 for fold in folds)
 
 
@@ -75,7 +78,8 @@ def test_a_trial_scores_the_chosen_metric_averaged_over_the_folds(tiny: pd.DataF
     model = _train(tiny, SearchPlan(trials=1, folds=4, metric=metric), stages)
     assert model.search is not None
     assert model.search.folds == [model.validation_split, Split(date(2018, 4, 6), 7, 7, 7)]
-    assert all(_test_end(fold) <= model.split.test_start for fold in model.search.folds)
+    final_train_end = model.split.train_start + timedelta(days=model.split.train_days)
+    assert all(_test_end(fold) <= final_train_end for fold in model.search.folds)
     assert "search trial 1/1 on 2 validation folds" in stages
 
     data = with_features(tiny, ProtocolParameters().label_delay_days)

@@ -143,10 +143,15 @@ def predict(booster: xgb.Booster, frame: pd.DataFrame) -> np.ndarray:
 
 
 def validation_split(split: Split) -> Split:
-    """The same protocol moved back by the test length: thresholds and the search come from it, never the test."""
-    return Split(
-        split.train_start - timedelta(days=split.test_days), split.train_days, split.delay_days, split.test_days
-    )
+    """The same protocol moved back by the delay and the test length (the Handbook's model selection):
+    thresholds and the search come from it, never the test.
+
+    Its test period is then the final model's training period, whose labels are all known when the test
+    period starts. Moved back by the test length only, it would be the delay period, whose labels arrive
+    during the test: knowledge the deployed model could not have had.
+    """
+    back = timedelta(days=split.delay_days + split.test_days)
+    return Split(split.train_start - back, split.train_days, split.delay_days, split.test_days)
 
 
 def search_splits(validation: Split, folds: int, first_day: date) -> list[Split]:
