@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from fraudops.child_processes import single_worker_pool
 from fraudops.features import FEATURE_NAMES
 from fraudops_monitor.drift import SCORE_COLUMN, DriftConfig, DriftOutcome, measure_drift, warm_up
 from fraudops_monitor.metrics import MonitorMetrics
@@ -99,8 +99,7 @@ class Evaluator:
     # ---------------------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        # spawn, not fork: the parent runs an event loop and Kafka clients a forked child must not inherit.
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = single_worker_pool()
         self._pool.submit(warm_up)
         self._task = asyncio.create_task(self._run(), name="monitor-evaluator")
 

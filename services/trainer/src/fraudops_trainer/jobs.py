@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,7 +170,9 @@ class JobRunner:
     async def _run(self, record: JobRecord) -> None:
         context = multiprocessing.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
-        job = JobContext(record.job_id, record.dataset_uri, self.tracking_uri, self.experiment, self.model_name)
+        job = JobContext(
+            record.job_id, record.dataset_uri, self.tracking_uri, self.experiment, self.model_name, os.getpid()
+        )
         process = context.Process(target=run_job, args=(record.request, job, sender), name=f"train-{record.job_id}")
         await asyncio.to_thread(self.store.update, record.job_id, status="running", stage="starting")
         process.start()

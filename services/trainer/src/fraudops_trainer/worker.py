@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from fraudops.child_processes import exit_with_parent
 from fraudops.errors import FraudOpsError
 
 
@@ -19,10 +20,15 @@ class JobContext:
     tracking_uri: str
     experiment: str
     model_name: str
+    # The service's pid: a job whose service died stops rather than register a model for a job the restarted
+    # service requeues.
+    service_pid: int | None = None
 
 
 def run_job(request: dict[str, Any], context: JobContext, channel: Connection) -> None:
     """Train, log and register; every message is ("progress", stage, fraction) or ("done"|"failed", payload)."""
+    if context.service_pid is not None:
+        exit_with_parent(context.service_pid)
     try:
         from fraudops.datasets import read_valid_rows
         from fraudops_trainer.pipeline import SearchPlan, train_model

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fraudops.child_processes import single_worker_pool
 from fraudops.errors import FraudOpsError
 from fraudops.settings import KafkaSettings
 from fraudops_ingest.datasets.jobs import DatasetJob, run_dataset_job
@@ -62,7 +62,7 @@ class DatasetRunner:
 
     @staticmethod
     def _new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return single_worker_pool()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._work(), name="dataset-jobs")
