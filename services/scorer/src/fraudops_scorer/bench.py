@@ -95,6 +95,8 @@ TARGET_RSS_MB = 1_000.0
 TARGET_P99_MS = 50.0
 TARGET_MODEL_CALL_RATIO = 1.5
 TARGET_REST_THROUGHPUT_RATIO = 0.5
+TARGET_REST_P99_MS = 10.0
+TARGET_REST_RATE = 200.0
 
 _started = time.monotonic()
 
@@ -1316,7 +1318,7 @@ def _scorer_figures(
 
 
 def run_rest_benchmark(
-    rate: float = 200.0,
+    rate: float = TARGET_REST_RATE,
     seconds: float = 15.0,
     connections: int = 12,
     throughput_seconds: float = 5.0,
@@ -1417,8 +1419,11 @@ def _rest_figures(load: Mapping[str, Any], rate: float) -> list[Measure]:
             value=score["p99_ms"],
             baseline_name=baseline,
             baseline=health["p99_ms"],
-            target="informational",
-            met=None if errors == 0 else False,
+            # The target holds at its own rate; other rates are what-if runs.
+            target=f"< {TARGET_REST_P99_MS:.0f} ms" if rate == TARGET_REST_RATE else "informational",
+            met=(score["p99_ms"] < TARGET_REST_P99_MS and errors == 0)
+            if rate == TARGET_REST_RATE
+            else (None if errors == 0 else False),
         ),
         Measure(
             benchmark="rest",
@@ -1643,7 +1648,9 @@ def scorer_command(
 
 @app.command("rest")
 def rest_command(
-    rate: Annotated[float, typer.Option(help="Steady request rate of the latency test, req/s.", min=1)] = 200.0,
+    rate: Annotated[
+        float, typer.Option(help="Steady request rate of the latency test, req/s.", min=1)
+    ] = TARGET_REST_RATE,
     seconds: Annotated[float, typer.Option(help="Duration of the latency test, s.", min=1)] = 15.0,
     connections: Annotated[int, typer.Option(help="Keep-alive connections of the throughput test.", min=1)] = 12,
     throughput_seconds: Annotated[float, typer.Option(help="Duration of the throughput test, s.", min=1)] = 5.0,
