@@ -158,7 +158,7 @@ def search_splits(validation: Split, folds: int, first_day: date) -> list[Split]
     """The validation split and up to `folds - 1` earlier ones, one test length apart, within the data.
 
     Each is `validation` moved back, so none reaches past the validation test period (which ends where the
-    real test period starts). The validation split itself always comes first, as for the thresholds; an
+    final model's training period does). The validation split itself always comes first, as for the thresholds; an
     earlier fold is kept only if its whole training period lies inside the data.
     """
     splits = prequential_splits(validation, folds)
