@@ -343,6 +343,10 @@ def test_rest_scoring_uses_the_live_state_and_leaves_it_unchanged(
         assert "amount" in invalid.json()["detail"]
         empty = client.post("/v1/score", json={"transactions": []})
         assert empty.status_code == 422
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        ahead = client.post("/v1/score", json={"transactions": [probe, {**probe, "event_time": tomorrow}]})
+        assert ahead.status_code == 422
+        assert "event_time: later than 300 s after the scorer received it" in ahead.json()["detail"]
     anonymous = scorer.client()
     anonymous.headers.pop("Authorization")
     assert anonymous.post("/v1/score", json=probe).status_code == 401

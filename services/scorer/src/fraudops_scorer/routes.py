@@ -8,7 +8,7 @@ Send the payment through ingest as well for it to count in later payments' featu
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import numpy as np
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from fraudops.auth import Principal, RequireAction
 from fraudops.contracts.messages import Reason, ScoreResult, Transaction
-from fraudops.errors import PayloadTooLargeError
+from fraudops.errors import InvalidInputError, PayloadTooLargeError
 from fraudops.features import FEATURE_VERSION
 from fraudops.features.online import TransactionColumns, epoch_millis
 from fraudops.service import ErrorResponse
@@ -86,6 +86,14 @@ async def score(
         times_ms=np.asarray([epoch_millis(t.event_time) for t in transactions], dtype=np.int64),
         amounts=np.asarray([t.amount for t in transactions], dtype=np.float64),
     )
+    # Ingest's rule, and the worker's for payments written to Kafka: a payment cannot be dated after it arrived.
+    latest = received + timedelta(seconds=settings.max_future_skew_s)
+    ahead = [t.transaction_id for t in transactions if t.event_time > latest]
+    if ahead:
+        raise InvalidInputError(
+            f"invalid Transaction: event_time: later than {settings.max_future_skew_s} s after the scorer received "
+            f"it (clock skew allowed), for {', '.join(ahead[:5])}{' and more' if len(ahead) > 5 else ''}"
+        )
     if not state.store.storable(columns.times_ms, settle=False).all():
         raise outside_span_error(state.store)
     features = state.store.peek(columns)

@@ -85,8 +85,8 @@ class ScorerSettings(ServiceSettings):
         default=300,
         ge=0,
         le=86_400,
-        description="How far a payment's event time may be ahead of the time its message was written to Kafka; "
-        "later ones are dead-lettered.",
+        description="How far a payment's event time may be ahead of the time it was written to Kafka (or reached "
+        "POST /v1/score); later ones are dead-lettered (or refused with 422).",
     )
     state_late_slack_hours: int = Field(
         default=7 * 24,
