@@ -18,7 +18,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from fraudops.contracts.avro import AvroCodec, default_codec
-from fraudops.contracts.hotpath import SCORE_RESULT, TransactionDecoder, future_dated, written_times
+from fraudops.contracts.hotpath import SCORE_RESULT, TransactionDecoder
 from fraudops.errors import FraudOpsError, OversizeMessageError
 from fraudops.features import FeatureConfig
 from fraudops.features.online import OnlineFeatureStore, TransactionColumns, epoch_millis
@@ -135,9 +135,7 @@ class MonitorConsumer:
             self._labels(records)
 
     def _transactions(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        rows, rejected = self.decoder.decode([r.value for r in records])
-        rows, ahead = future_dated(rows, written_times(records), self.settings.max_future_skew_s * 1000)
-        rejected = [*rejected, *ahead]
+        rows, rejected = self.decoder.decode_records(records, self.settings.max_future_skew_s * 1000)
         if rejected:
             # The scorer sends these to the dead-letter topic; here they only count.
             self.metrics.unreadable.labels(self.settings.topics.transactions).inc(len(rejected))

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from fraudops.contracts.hotpath import TransactionDecoder, TransactionRows, future_dated, written_times
+from fraudops.contracts.hotpath import TransactionDecoder, TransactionRows
 from fraudops.contracts.messages import Label
 from fraudops.errors import InvalidInputError, MessageDecodeError
 from fraudops.features import FeatureConfig
@@ -165,8 +165,7 @@ class SharedState:
                     batch = [r for r in batch if r.offset < targets[tp]]
                 # A followed partition's records written since its end was asked are state all the same: the
                 # reader goes on from past them, so dropping them here would lose them for good.
-                rows, _ = self.decoder.decode([r.value for r in batch])
-                rows, _ = future_dated(rows, written_times(batch), self._max_ahead_ms)
+                rows, _ = self.decoder.decode_records(batch, self._max_ahead_ms)
                 merge.add(tp, rows)
             for tp in list(pending):
                 if await consumer.position(tp) >= targets[tp]:
@@ -259,8 +258,7 @@ class SharedState:
                 transactions.extend(batch)
         if transactions:
             # Invalid payments are the scoring instance's to dead-letter; here they are simply not state.
-            rows, _ = self.decoder.decode([r.value for r in transactions])
-            rows, _ = future_dated(rows, written_times(transactions), self._max_ahead_ms)
+            rows, _ = self.decoder.decode_records(transactions, self._max_ahead_ms)
             rows, _ = storable_rows(self.store, first_sightings(self.store, rows))
             if len(rows):
                 self.store.remember(columns_of(rows))

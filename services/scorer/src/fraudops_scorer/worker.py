@@ -19,7 +19,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from fraudops.contracts.hotpath import Rejected, ScoreResultEncoder, TransactionRows, future_dated, written_times
+from fraudops.contracts.hotpath import Rejected, ScoreResultEncoder, TransactionRows
 from fraudops.features import FEATURE_NAMES, FEATURE_VERSION, FeatureConfig
 from fraudops.kafka import dead_letter_for, dead_letter_headers, make_consumer, make_producer
 from fraudops_scorer.fetching import fresh_batch
@@ -233,7 +233,7 @@ class ScoringWorker:
         serving = self.watcher.current
         records = [record for partition_records in batch.values() for record in partition_records]
         received_ms = int(time.time() * 1000)
-        rows, rejected = self._decode(records)
+        rows, rejected = self.decoder.decode_records(records, self.settings.max_future_skew_s * 1000)
         # End offsets written before the batch was fetched, for the worker's partitions and the state's, at once.
         followed = self.state.behind_partitions(fetched_at)
         ends = await self._refresh_progress(consumer, force=True, also=followed)
@@ -245,7 +245,7 @@ class ScoringWorker:
                 return  # every partition of the batch waits for one that has not been read yet
             batch = kept
             records = [record for partition_records in batch.values() for record in partition_records]
-            rows, rejected = self._decode(records)
+            rows, rejected = self.decoder.decode_records(records, self.settings.max_future_skew_s * 1000)
 
         unique = first_sightings(self.state.store, rows)
         if unique is not rows:
@@ -298,13 +298,6 @@ class ScoringWorker:
             self.metrics.results_out.labels(topic).inc(count)
         self._count_decisions(main)
         self._observe_latencies(records, rows.positions, rows.times_ms, published_ms)
-
-    def _decode(self, records: list[Record]) -> tuple[TransactionRows, list[Rejected]]:
-        rows, rejected = self.decoder.decode([r.value for r in records])
-        rows, ahead = future_dated(rows, written_times(records), self.settings.max_future_skew_s * 1000)
-        if ahead:
-            rejected = sorted([*rejected, *ahead], key=lambda rejection: rejection.position)
-        return rows, rejected
 
     async def finish_commit(self) -> None:
         """Wait for the last batch's commit; a refused one (after a rebalance) asks for a rebuild."""

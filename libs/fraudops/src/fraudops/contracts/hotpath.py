@@ -264,6 +264,15 @@ class TransactionDecoder:
                 rejected.append(Rejected(position, InvalidInputError(f"invalid Transaction: {problem}")))
         return (_merged(rows, late) if late else rows), rejected
 
+    def decode_records(self, records: Sequence[Any], max_ahead_ms: int) -> tuple[TransactionRows, list[Rejected]]:
+        """`decode` of Kafka records' values, refusing as well each payment dated more than `max_ahead_ms` after
+        its record was written (`future_dated`); rejections in record order."""
+        rows, rejected = self.decode([record.value for record in records])
+        rows, ahead = future_dated(rows, written_times(records), max_ahead_ms)
+        if ahead:
+            rejected = sorted([*rejected, *ahead], key=lambda rejection: rejection.position)
+        return rows, rejected
+
     def _decode_one(self, payload: bytes | None) -> dict[str, Any]:
         if payload is not None and self.max_bytes is not None and len(payload) > self.max_bytes:
             raise OversizeMessageError(f"{len(payload)} bytes, above the limit of {self.max_bytes}")
