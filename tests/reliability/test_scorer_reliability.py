@@ -144,9 +144,16 @@ def test_scoring_resumes_after_a_broker_restart(
     producer = _replay_in_background(scorer_run, transactions, None, rate=3_000)
     time.sleep(4)
     kafka = scorer_run.stack.stack.component("kafka")
+    measured = "fraud_scorer_lag_measured_timestamp_seconds"
+    killed_at = time.time()
+    assert scorer.metric(measured) > killed_at - 5, "the scorer reports when it last heard from the broker"
     kafka.process.kill()
     time.sleep(3)
+    # Cut off, it stops claiming to have measured (an answer read just before the kill may land a bit late).
+    assert scorer.metric(measured) < killed_at + 1
     kafka.start()
+    restarted_at = time.time()
+    wait_for(lambda: scorer.metric(measured) > restarted_at, 120, "the scorer to hear from the broker again")
     producer.join(300)
     assert not producer.is_alive()
     wait_for(

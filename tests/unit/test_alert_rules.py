@@ -37,6 +37,7 @@ REQUIRED_ALERTS = {
     "FraudLiveAccuracyLow": "accuracy",
     "FraudLiveAccuracyCollapse": "accuracy",
     "FraudScorerStalled": "operational",
+    "FraudScorerCutOffFromKafka": "operational",
     "FraudScorerLagging": "operational",
     "FraudDeadLettersGrowing": "operational",
     "FraudFallbackActive": "operational",

@@ -68,6 +68,12 @@ class ScorerMetrics:
             ["partition"],
             registry=registry,
         )
+        self.lag_measured = Gauge(
+            "fraud_scorer_lag_measured_timestamp_seconds",
+            "When this instance last read its partitions' end offsets from the broker (Unix time). It stops "
+            "advancing while the broker is out of reach, when the lag gauge holds its last value.",
+            registry=registry,
+        )
         self.assigned_partitions = Gauge(
             "fraud_scorer_assigned_partitions",
             "Partitions of the transactions topic this instance scores.",

@@ -469,11 +469,15 @@ class ScoringWorker:
             return {}
         owned = sorted(consumer.assignment())
         asked = [*owned, *(tp for tp in also if tp not in consumer.assignment())]
+        if publish and not asked:
+            # An instance that owns no partition still proves the broker answers, or its gauge would go stale.
+            asked = [TopicPartition(self.settings.topics.transactions, 0)]
         ends = await self.state.end_offsets(asked) if asked else {}
         self._end_offsets = {tp: ends[tp] for tp in owned}
         self._hold_history()
         if publish:
             self._last_lag_update = now
+            self.metrics.lag_measured.set(time.time())
             self.state.show_size()
             self.metrics.lag.clear()
             for tp, end in self._end_offsets.items():
