@@ -20,14 +20,14 @@ DLQ_SUFFIX = ".dlq"
 MAX_MESSAGE_BYTES = 1_048_576
 
 
-def make_producer(settings: KafkaSettings, client_name: str) -> AIOKafkaProducer:
+def make_producer(settings: KafkaSettings, client_name: str, linger_ms: int = 5) -> AIOKafkaProducer:
     """An idempotent producer that waits for every in-sync replica: nothing acknowledged is lost."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.client_id_prefix}-{client_name}",
         acks="all",
         enable_idempotence=True,
-        linger_ms=5,
+        linger_ms=linger_ms,
         max_request_size=MAX_MESSAGE_BYTES,
         request_timeout_ms=settings.request_timeout_ms,
     )

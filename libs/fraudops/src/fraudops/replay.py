@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
+from aiokafka import AIOKafkaProducer
 
 from fraudops.contracts.messages import Label, LabelSource, Transaction
 from fraudops.kafka import make_producer, start_client
@@ -79,6 +80,18 @@ def replay_messages(transactions: pd.DataFrame, labels: pd.DataFrame | None = No
         yield TRANSACTIONS_TOPIC, transaction.customer_id, transaction.to_avro()
 
 
+async def _acknowledged(producer: AIOKafkaProducer, sent: list[asyncio.Future[object]]) -> None:
+    """Wait until the broker acknowledged every message sent, and raise the first failure; empties `sent`.
+
+    One flush waits on the producer's batches (a few per partition) instead of a callback per message, which
+    made `asyncio.gather` a quarter of the replay's time.
+    """
+    await producer.flush()
+    for future in sent:
+        await future  # done after the flush, so this only raises the message's failure, if any
+    sent.clear()
+
+
 async def replay(
     transactions: pd.DataFrame,
     kafka: KafkaSettings,
@@ -91,7 +104,10 @@ async def replay(
 
     `topic_names` renames the topics (transactions, labels) for a stack with other names.
     """
-    producer = make_producer(kafka, "replay")
+    # No linger: the loop sends STEP messages (or a label group) and then waits for them, so a batch is
+    # complete when the wait starts, and lingering only added 5 ms to every wait (a label before a payment
+    # waits for its acknowledgement, which in a history with labels is hundreds of times a minute).
+    producer = make_producer(kafka, "replay", linger_ms=0)
     await start_client(producer, kafka.bootstrap_servers)
     sent_tx = sent_labels = 0
     total = len(transactions)
@@ -103,7 +119,7 @@ async def replay(
             if topic == TRANSACTIONS_TOPIC and labels_in_flight:
                 # A label known before this payment is in the log before it: consumers that read both
                 # topics (the scorer's terminal risk) see them in the order they happened.
-                await asyncio.gather(*batch)
+                await _acknowledged(producer, batch)
                 labels_in_flight = False
             destination = topic_names.get(topic, topic) if topic_names else topic
             batch.append(await producer.send(destination, value=value, key=key.encode()))
@@ -113,8 +129,7 @@ async def replay(
                 sent_labels += 1
                 labels_in_flight = True
             if len(batch) >= STEP:
-                await asyncio.gather(*batch)
-                batch.clear()
+                await _acknowledged(producer, batch)
                 if progress is not None:
                     progress(sent_tx, total)
                 if rate > 0:
@@ -122,7 +137,7 @@ async def replay(
                     ahead = sent_tx / rate - (time.perf_counter() - started)
                     if ahead > 0:
                         await asyncio.sleep(ahead)
-        await asyncio.gather(*batch)
+        await _acknowledged(producer, batch)
         if progress is not None:
             progress(sent_tx, total)
     finally:
