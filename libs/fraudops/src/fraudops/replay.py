@@ -92,6 +92,15 @@ async def _acknowledged(producer: AIOKafkaProducer, sent: list[asyncio.Future[ob
     sent.clear()
 
 
+async def _keep_pace(sent: int, rate: float, started: float) -> None:
+    """Hold the cumulative schedule (`rate` per second since `started`; 0: no pacing), so short stalls are
+    caught up instead of lowering the rate."""
+    if rate > 0:
+        ahead = sent / rate - (time.perf_counter() - started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+
+
 async def replay(
     transactions: pd.DataFrame,
     kafka: KafkaSettings,
@@ -132,14 +141,12 @@ async def replay(
                 await _acknowledged(producer, batch)
                 if progress is not None:
                     progress(sent_tx, total)
-                if rate > 0:
-                    # Hold the cumulative schedule, so short stalls are caught up instead of lowering the rate.
-                    ahead = sent_tx / rate - (time.perf_counter() - started)
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
+                await _keep_pace(sent_tx, rate, started)
         await _acknowledged(producer, batch)
         if progress is not None:
             progress(sent_tx, total)
+        # The last part too, so replays called one after another keep the rate as one would.
+        await _keep_pace(sent_tx, rate, started)
     finally:
         await producer.stop()
     return ReplayResult(sent_tx, sent_labels, time.perf_counter() - started)
