@@ -33,6 +33,7 @@ def run() -> list[Figure]:
         "max_depth": parameters.max_depth,
         "eta": parameters.learning_rate,
         "min_child_weight": parameters.min_child_weight,
+        "gamma": parameters.gamma,
         "max_bin": parameters.max_bin,
     }
     started = time.perf_counter()

@@ -61,9 +61,11 @@ QUICK_TRANSACTIONS = 200_000
 
 # The trainer's defaults: fraudops_trainer.spec.ModelParameters and ProtocolParameters, booster parameters as in
 # fraudops_trainer.pipeline.fit (the scorer does not depend on the trainer package, so they are repeated here).
-N_ESTIMATORS = 300
-MAX_DEPTH = 6
-LEARNING_RATE = 0.05
+N_ESTIMATORS = 100
+MAX_DEPTH = 4
+LEARNING_RATE = 0.07
+MIN_CHILD_WEIGHT = 5.0
+GAMMA = 1.0
 LABEL_DELAY_DAYS = 7
 REVIEW_ALERTS_PER_DAY = 100.0
 DECLINE_ALERTS_PER_DAY = 10.0
@@ -478,6 +480,8 @@ def _train(transactions: pd.DataFrame, labels: pd.DataFrame) -> tuple[xgboost.Bo
         "eval_metric": "aucpr",
         "max_depth": MAX_DEPTH,
         "eta": LEARNING_RATE,
+        "min_child_weight": MIN_CHILD_WEIGHT,
+        "gamma": GAMMA,
         "seed": 0,
         "nthread": 0,
     }

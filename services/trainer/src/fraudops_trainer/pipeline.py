@@ -125,6 +125,7 @@ def fit(train: pd.DataFrame, parameters: ModelParameters, seed: int = 0) -> xgb.
         "max_depth": parameters.max_depth,
         "eta": parameters.learning_rate,
         "min_child_weight": parameters.min_child_weight,
+        "gamma": parameters.gamma,
         "max_bin": parameters.max_bin,
         "subsample": parameters.subsample,
         "colsample_bytree": parameters.colsample_bytree,
@@ -192,6 +193,7 @@ def search(
                 "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
                 "n_estimators": trial.suggest_int("n_estimators", 50, 400, step=50),
                 "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 10, log=True),
+                "gamma": trial.suggest_float("gamma", 0.0, 5.0),
                 "subsample": trial.suggest_float("subsample", 0.6, 1.0),
                 "colsample_bytree": trial.suggest_float("colsample_bytree", 0.6, 1.0),
             }
