@@ -5,6 +5,7 @@ The Kafka worker and POST /v1/score both call `score_batch`, so a payment gets t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,8 @@ from fraudops_scorer.settings import FallbackRules, ScorerSettings
 
 DECISIONS: tuple[Decision, ...] = (Decision.APPROVE, Decision.REVIEW, Decision.DECLINE)
 _FEATURES = list(FEATURE_NAMES)
+# Shared by every row without reasons (most of a batch): a list each cost ~80 µs per 1,000 rows.
+NO_REASONS: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Verdicts:
     scores: NDArray[np.float64]
     decisions: NDArray[np.int8]
     # Per row: the top reasons, empty when none were computed for it.
-    reasons: list[list[tuple[str, float]]]
+    reasons: list[Sequence[tuple[str, float]]]
 
     def decision(self, row: int) -> Decision:
         return DECISIONS[int(self.decisions[row])]
@@ -43,7 +46,7 @@ def model_verdicts(
     decisions = np.where(
         scores >= model.decline_threshold, DECLINE, np.where(scores >= model.review_threshold, REVIEW, APPROVE)
     ).astype(np.int8)
-    reasons: list[list[tuple[str, float]]] = [[] for _ in range(len(scores))]
+    reasons: list[Sequence[tuple[str, float]]] = [NO_REASONS] * len(scores)
     explained = np.arange(len(scores)) if for_approved else np.flatnonzero(decisions != APPROVE)
     if reason_count and explained.size:
         contributions = model.contributions(features[explained])[:, : len(_FEATURES)]
@@ -55,7 +58,7 @@ def model_verdicts(
 
 def rules_verdicts(rules: FallbackRules, features: NDArray[np.float64], reason_count: int) -> Verdicts:
     scores, decisions = rule_decisions(rules, features)
-    reasons: list[list[tuple[str, float]]] = [[] for _ in range(len(scores))]
+    reasons: list[Sequence[tuple[str, float]]] = [NO_REASONS] * len(scores)
     for row in np.flatnonzero(decisions != APPROVE).tolist():
         reasons[row] = rule_reasons(rules, features, row)[:reason_count]
     return Verdicts(RULES_MODEL_NAME, None, True, scores, decisions, reasons)
