@@ -65,30 +65,46 @@ class _Output:
         return out
 
 
-def _checked(
-    candidate: Callable[[Floats32], Floats32],
-    public: Callable[[Floats32], Floats32],
-    width: int,
-    sizes: tuple[int, ...],
-) -> bool:
-    probe = _probe(max(sizes), width)
-    for rows in sizes:
-        expected = np.asarray(public(probe[:rows]), dtype=np.float32)
-        if not np.array_equal(candidate(probe[:rows]).reshape(expected.shape), expected, equal_nan=True):
-            return False
-    return True
-
-
-class DensePredictor:
-    """`inplace_predict` (probabilities) of a C-contiguous float32 matrix."""
+class _DirectCall:
+    """What both fast paths share: the booster (which keeps its handle alive), XGBoost's library, the input
+    check, and `_verified`, which keeps a fast path only if it answers probe rows as the public call does."""
 
     def __init__(self, booster: xgboost.Booster) -> None:
         from xgboost.core import _LIB, _check_call
 
-        self._booster = booster  # keeps the handle alive
-        self._function = _LIB.XGBoosterPredictFromDense
+        self._booster = booster
+        self._lib = _LIB
         self._check = _check_call
         self._width = booster.num_features()
+
+    def __call__(self, values: Floats32) -> Floats32:
+        raise NotImplementedError
+
+    def _require_dense(self, values: Floats32) -> int:
+        """The number of rows, once `values` is known to be what the C functions are told it is."""
+        if values.ndim != 2 or values.shape[1] != self._width:
+            raise ValueError(f"expected a C-contiguous float32 matrix of {self._width} columns")
+        if not values.flags.c_contiguous or values.dtype != np.float32:
+            raise ValueError(f"expected a C-contiguous float32 matrix of {self._width} columns")
+        return int(values.shape[0])
+
+    def _verified(self, public: Callable[[Floats32], Floats32], sizes: tuple[int, ...]) -> bool:
+        try:
+            probe = _probe(max(sizes), self._width)
+            for rows in sizes:
+                expected = np.asarray(public(probe[:rows]), dtype=np.float32)
+                if not np.array_equal(self(probe[:rows]).reshape(expected.shape), expected, equal_nan=True):
+                    return False
+        except Exception:  # another XGBoost: the public call serves
+            return False
+        return True
+
+
+class DensePredictor(_DirectCall):
+    """`inplace_predict` (probabilities) of a C-contiguous float32 matrix."""
+
+    def __init__(self, booster: xgboost.Booster) -> None:
+        super().__init__(booster)
         # As Booster.inplace_predict builds them for predict_type="value" and no iteration range.
         self._arguments = json.dumps(
             {
@@ -107,41 +123,33 @@ class DensePredictor:
         """Checked on 1, 2 and `largest` rows against `inplace_predict`."""
         try:
             predictor = cls(booster)
-
-            def public(values: Floats32) -> Floats32:
-                return np.asarray(booster.inplace_predict(values, validate_features=False))
-
-            if not _checked(predictor, public, predictor._width, (1, 2, largest)):
-                return None
-        except Exception:  # another XGBoost: the public call serves
+        except Exception:  # another XGBoost, without these internals: the public call serves
             return None
-        return predictor
+
+        def public(values: Floats32) -> Floats32:
+            return np.asarray(booster.inplace_predict(values, validate_features=False))
+
+        return predictor if predictor._verified(public, (1, 2, largest)) else None
 
     def __call__(self, values: Floats32) -> Floats32:
         """One probability per row."""
-        rows, width = values.shape
-        if width != self._width or not values.flags.c_contiguous or values.dtype != np.float32:
-            raise ValueError(f"expected a C-contiguous float32 matrix of {self._width} columns")
+        rows = self._require_dense(values)
         output = _Output()
-        self._check(self._function(self._booster.handle, _interface(values), self._arguments, None, *output.pointers()))
+        function = self._lib.XGBoosterPredictFromDense
+        self._check(function(self._booster.handle, _interface(values), self._arguments, None, *output.pointers()))
         return output.copy(rows).reshape(rows)
 
 
-class DenseContributions:
+class DenseContributions(_DirectCall):
     """`Booster.predict(DMatrix(values), pred_contribs=True, approx_contribs=True)`: Saabas contributions.
 
     The wrapper's DMatrix and predict cost ~150 µs a call beside XGBoost's own ~160 µs for a few rows.
     Here the DMatrix is made from the dense array by the C function the wrapper uses for numpy input, with
-    `threads` threads, predicted on and freed at once.
+    `threads` threads (-1: all), predicted on and freed at once.
     """
 
     def __init__(self, booster: xgboost.Booster, threads: int) -> None:
-        from xgboost.core import _LIB, _check_call
-
-        self._booster = booster
-        self._lib = _LIB
-        self._check = _check_call
-        self._width = booster.num_features()
+        super().__init__(booster)
         # As DMatrix(numpy float32, missing=NaN, nthread=threads) and Booster.predict build them.
         self._matrix_arguments = json.dumps({"missing": math.nan, "nthread": threads, "data_split_mode": 0}).encode()
         self._arguments = json.dumps(
@@ -153,39 +161,33 @@ class DenseContributions:
                 "strict_shape": False,
             }
         ).encode()
-        self._threads = threads
 
     @classmethod
     def make(cls, booster: xgboost.Booster, threads: int) -> DenseContributions | None:
         """Checked on 1, 2 and 64 rows against the public call."""
         try:
             contributions = cls(booster, threads)
-
-            def public(values: Floats32) -> Floats32:
-                matrix = xgboost.DMatrix(values, nthread=threads)
-                answer = booster.predict(matrix, pred_contribs=True, approx_contribs=True, validate_features=False)
-                return np.asarray(answer, dtype=np.float32)
-
-            if not _checked(contributions, public, contributions._width, (1, 2, 64)):
-                return None
-        except Exception:  # another XGBoost: the public call serves
+        except Exception:  # another XGBoost, without these internals: the public call serves
             return None
-        return contributions
+
+        def public(values: Floats32) -> Floats32:
+            matrix = xgboost.DMatrix(values, nthread=threads)
+            return np.asarray(
+                booster.predict(matrix, pred_contribs=True, approx_contribs=True, validate_features=False)
+            )
+
+        return contributions if contributions._verified(public, (1, 2, 64)) else None
 
     def __call__(self, values: Floats32) -> Floats32:
         """Per row, each feature's contribution to the log-odds, then the bias."""
-        rows, width = values.shape
-        if width != self._width or not values.flags.c_contiguous or values.dtype != np.float32:
-            raise ValueError(f"expected a C-contiguous float32 matrix of {self._width} columns")
+        rows = self._require_dense(values)
         matrix = ctypes.c_void_p()
-        self._check(
-            self._lib.XGDMatrixCreateFromDense(_interface(values), self._matrix_arguments, ctypes.byref(matrix))
-        )
+        create = self._lib.XGDMatrixCreateFromDense
+        self._check(create(_interface(values), self._matrix_arguments, ctypes.byref(matrix)))
         try:
             output = _Output()
-            self._check(
-                self._lib.XGBoosterPredictFromDMatrix(self._booster.handle, matrix, self._arguments, *output.pointers())
-            )
+            predict = self._lib.XGBoosterPredictFromDMatrix
+            self._check(predict(self._booster.handle, matrix, self._arguments, *output.pointers()))
             return output.copy(rows)
         finally:
             self._check(self._lib.XGDMatrixFree(matrix))
