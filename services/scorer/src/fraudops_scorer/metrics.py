@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from fraudops_scorer.serving import Serving
@@ -70,10 +72,13 @@ class ScorerMetrics:
         )
         self.lag_measured = Gauge(
             "fraud_scorer_lag_measured_timestamp_seconds",
-            "When this instance last read its partitions' end offsets from the broker (Unix time). It stops "
-            "advancing while the broker is out of reach, when the lag gauge holds its last value.",
+            "When this instance last read its partitions' end offsets from the broker (Unix time; its start "
+            "until it has). It stops advancing while the broker is out of reach, when the lag gauge holds its "
+            "last value.",
             registry=registry,
         )
+        # Not 1970: a scorer that is still starting has not been cut off from Kafka for decades.
+        self.lag_measured.set(time.time())
         self.assigned_partitions = Gauge(
             "fraud_scorer_assigned_partitions",
             "Partitions of the transactions topic this instance scores.",
