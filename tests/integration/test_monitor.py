@@ -175,8 +175,16 @@ def assert_no_second_remediation(scenario: Scenario, watched: Observability, kin
     An alert that resolved and fired again in between (a missed scrape on a busy machine does that) is a new
     incident: the monitor records its actions as suppressed, covered by the first ones within the cooldown.
     """
-    held = httpx.get(f"{watched.alertmanager_url}/api/v2/alerts", params={"active": "true"}, timeout=10).json()
-    assert held
+    held: list[dict[str, Any]] = []
+
+    def all_delivered() -> bool:
+        """Whether the monitor has seen every alert Alertmanager holds: one it holds but has not sent yet (its
+        group wait) would reach the monitor first through this repeat, as a first notification."""
+        held[:] = httpx.get(f"{watched.alertmanager_url}/api/v2/alerts", params={"active": "true"}, timeout=10).json()
+        seen = {action["alertname"] for action in scenario.actions()}
+        return bool(held) and {alert["labels"]["alertname"] for alert in held} <= seen
+
+    wait_for(all_delivered, 60, "Alertmanager to deliver every alert it holds")
     repeat = {
         "version": "4",
         "status": "firing",
