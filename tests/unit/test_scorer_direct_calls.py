@@ -58,6 +58,10 @@ def test_wrong_input_is_refused(booster: xgboost.Booster) -> None:
         contributions(_rows(booster, 3).astype(np.float64))
     with pytest.raises(ValueError, match="C-contiguous float32"):
         contributions(_rows(booster, 3)[:, :-1])
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        contributions(np.asfortranarray(_rows(booster, 3)))
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        contributions(_rows(booster, 1)[0])
 
 
 def test_verdicts_explain_flagged_rows_with_the_public_contributions(booster: xgboost.Booster) -> None:

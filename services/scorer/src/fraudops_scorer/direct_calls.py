@@ -82,9 +82,8 @@ class _DirectCall:
 
     def _require_dense(self, values: Floats32) -> int:
         """The number of rows, once `values` is known to be what the C functions are told it is."""
-        if values.ndim != 2 or values.shape[1] != self._width:
-            raise ValueError(f"expected a C-contiguous float32 matrix of {self._width} columns")
-        if not values.flags.c_contiguous or values.dtype != np.float32:
+        dense = values.ndim == 2 and values.flags.c_contiguous and values.dtype == np.float32
+        if not dense or values.shape[1] != self._width:
             raise ValueError(f"expected a C-contiguous float32 matrix of {self._width} columns")
         return int(values.shape[0])
 
