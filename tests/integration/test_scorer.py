@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -350,6 +352,30 @@ def test_rest_scoring_uses_the_live_state_and_leaves_it_unchanged(
     anonymous = scorer.client()
     anonymous.headers.pop("Authorization")
     assert anonymous.post("/v1/score", json=probe).status_code == 401
+
+    # Payments sent at once (some sharing a customer or a terminal) get the answers they get one by one.
+    probes = [
+        {**probe, "transaction_id": f"together-{i}", "customer_id": str(row["customer_id"]),
+         "terminal_id": str(row["terminal_id"]), "amount": float(row["amount"]) + i}
+        for i, row in enumerate(transactions.tail(12).to_dict("records") * 2)
+    ]  # fmt: skip
+    with scorer.client() as client:
+        one_by_one = [client.post("/v1/score", json=body).json() for body in probes]
+    at_once = asyncio.run(_post_at_once(scorer.url, dict(scorer.client().headers), probes))
+    for alone, together in zip(one_by_one, at_once, strict=True):
+        assert together["transaction_id"] == alone["transaction_id"]
+        assert (together["score"], together["decision"], together["reasons"]) == (
+            alone["score"],
+            alone["decision"],
+            alone["reasons"],
+        )
+
+
+async def _post_at_once(url: str, headers: dict[str, str], bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        responses = await asyncio.gather(*(client.post("/v1/score", json=body) for body in bodies))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+    return [r.json() for r in responses]
 
 
 def test_a_payment_written_twice_is_scored_once_and_counted_once(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fraudops.contracts.hotpath import TransactionDecoder
 from fraudops.health import KafkaProbe, Probe
 from fraudops.service import create_service_app
+from fraudops_scorer.coalescing import CoalescedScoring
 from fraudops_scorer.metrics import ScorerMetrics
 from fraudops_scorer.registry import ModelWatcher
 from fraudops_scorer.routes import router
@@ -42,6 +43,7 @@ async def startup(app: FastAPI) -> Sequence[Probe]:
     worker = ScoringWorker(settings, metrics, watcher, state)
     app.state.watcher = watcher
     app.state.worker = worker
+    app.state.coalesced_scoring = CoalescedScoring(settings, metrics, state, watcher)
     await watcher.start()
     probes: list[Probe] = [KafkaProbe(settings.kafka.bootstrap_servers)]
     if settings.consume:

@@ -64,6 +64,12 @@ class ScorerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.rest_requests_per_call = Histogram(
+            "fraud_scorer_rest_requests_per_call_requests",
+            "POST /v1/score: requests answered by one feature and model call (single payments arriving together).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=registry,
+        )
         self.lag = Gauge(
             "fraud_scorer_consumer_lag_messages",
             "Messages behind the end of each partition.",

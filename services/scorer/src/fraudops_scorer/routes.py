@@ -2,7 +2,8 @@
 
 The features are computed against the live state as if the payment were the next one of the stream, but
 the state keeps no trace of it: the transactions topic stays the one history every instance agrees on.
-Send the payment through ingest as well for it to count in later payments' features.
+Send the payment through ingest as well for it to count in later payments' features. Single payments
+arriving together share one feature and model call (`coalescing`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from fraudops.errors import InvalidInputError, PayloadTooLargeError
 from fraudops.features import FEATURE_VERSION
 from fraudops.features.online import TransactionColumns, epoch_millis
 from fraudops.service import ErrorResponse
-from fraudops_scorer.registry import ModelWatcher
-from fraudops_scorer.scoring import Verdicts, score_batch
+from fraudops_scorer.coalescing import CoalescedScoring
+from fraudops_scorer.scoring import Verdicts
 from fraudops_scorer.settings import ScorerSettings
-from fraudops_scorer.state import SharedState, outside_span_error
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
@@ -72,8 +72,6 @@ async def score(
     received = datetime.now(UTC)
     started = time.perf_counter()
     settings: ScorerSettings = request.app.state.settings
-    state: SharedState = request.app.state.shared_state
-    watcher: ModelWatcher = request.app.state.watcher
     transactions = body.transactions if isinstance(body, ScoreBatchRequest) else [body]
     if len(transactions) > settings.max_score_batch:
         raise PayloadTooLargeError(
@@ -94,10 +92,8 @@ async def score(
             f"invalid Transaction: event_time: later than {settings.max_future_skew_s} s after the scorer received "
             f"it (clock skew allowed), for {', '.join(ahead[:5])}{' and more' if len(ahead) > 5 else ''}"
         )
-    if not state.store.storable(columns.times_ms, settle=False).all():
-        raise outside_span_error(state.store)
-    features = state.store.peek(columns)
-    main, _ = score_batch(watcher.current, features, settings, shadow=False)
+    coalesced: CoalescedScoring = request.app.state.coalesced_scoring
+    main = await coalesced.verdicts(columns)
     request.app.state.scorer_metrics.rest_scoring_seconds.observe(time.perf_counter() - started)
     results = _results(transactions, main, received)
     if isinstance(body, ScoreBatchRequest):
