@@ -27,9 +27,12 @@ Scores = NDArray[np.float64]
 # latency p95/p99 55/82 ms against 107/225 ms with two (`fraudops bench scorer`, full dataset, idle 2-core
 # machine). Larger batches (catching up on a backlog) keep SERVING_THREADS.
 SINGLE_THREAD_ROWS = 512
-# Contributions are shared out row by row, so a second thread helps from two rows on (a Kafka batch's
-# explained rows): only a single row's are computed on one thread.
-SINGLE_THREAD_CONTRIBUTION_ROWS = 1
+# Contributions of up to this many rows are computed on one thread too. With OpenMP's threads sleeping
+# while they wait (the package sets OMP_WAIT_POLICY=PASSIVE), waking the second one costs more than it
+# saves for a few hundred rows: Saabas contributions of 8 rows took 106 us on one thread against 450 us on
+# two, 64 rows 290 against 500 us, 512 rows 1.80 against 1.84 ms (2-core machine, best of 200). A batch's
+# explained rows (the flagged ones, about 1 in 100) are fewer.
+SINGLE_THREAD_CONTRIBUTION_ROWS = 512
 SERVING_THREADS = 2
 
 
