@@ -103,6 +103,10 @@ class Scoring:
     async def together(self, requests: list[TransactionColumns]) -> list[Verdicts | BaseException]:
         return await asyncio.gather(*(self.coalesced.verdicts(r) for r in requests), return_exceptions=True)
 
+    async def assert_scored_as_alone(self, requests: list[TransactionColumns]) -> None:
+        for request, got in zip(requests, await self.together(requests), strict=True):
+            self.assert_as_alone(request, got)
+
     def assert_as_alone(self, request: TransactionColumns, got: Verdicts | BaseException) -> None:
         """The request was scored with the features, and got the verdicts, it gets alone."""
         alone = self.peek(request)
@@ -122,26 +126,23 @@ class Scoring:
         return count, total
 
 
+@pytest.fixture
+def scoring(booster: xgboost.Booster, monkeypatch: pytest.MonkeyPatch) -> Scoring:
+    return Scoring(booster, monkeypatch)
+
+
 def _single(index: int, customer: str, terminal: str, amount: float, offset_ms: int = 0) -> TransactionColumns:
     at = START_MS + HISTORY_DAYS * DAY_MS + 60_000 + offset_ms
     return _payments([f"r{index}"], [customer], [terminal], [at], [amount])
 
 
-async def test_single_payments_arriving_together_share_one_call_and_get_what_each_gets_alone(
-    booster: xgboost.Booster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    scoring = Scoring(booster, monkeypatch)
+async def test_single_payments_arriving_together_share_one_call_and_get_what_each_gets_alone(scoring: Scoring) -> None:
     requests = [_single(i, f"c{i}", f"t{i}", 20.0 + 37.0 * i, offset_ms=1_000 * i) for i in range(12)]
-    results = await scoring.together(requests)
-    for request, got in zip(requests, results, strict=True):
-        scoring.assert_as_alone(request, got)
+    await scoring.assert_scored_as_alone(requests)
     assert scoring.calls() == (1.0, 12.0)
 
 
-async def test_payments_sharing_a_customer_or_a_terminal_are_not_scored_together(
-    booster: xgboost.Booster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    scoring = Scoring(booster, monkeypatch)
+async def test_payments_sharing_a_customer_or_a_terminal_are_not_scored_together(scoring: Scoring) -> None:
     first = _single(0, "c1", "t1", 900.0)
     same_customer = _single(1, "c1", "t2", 950.0, offset_ms=1_000)
     # A terminal's windows end a label delay (7 days) before the payment: this one's reach back to the first.
@@ -154,32 +155,21 @@ async def test_payments_sharing_a_customer_or_a_terminal_are_not_scored_together
     assert not np.array_equal(joined[1], scoring.peek(same_customer)[0], equal_nan=True)
     assert not np.array_equal(joined[2], scoring.peek(same_terminal)[0], equal_nan=True)
 
-    results = await scoring.together(requests)
-    for request, got in zip(requests, results, strict=True):
-        scoring.assert_as_alone(request, got)
+    await scoring.assert_scored_as_alone(requests)
     assert scoring.calls() == (2.0, 4.0)  # the first with the stranger, then the two others (they share nothing)
 
 
-async def test_a_request_of_several_payments_is_scored_alone_and_its_payments_see_each_other(
-    booster: xgboost.Booster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    scoring = Scoring(booster, monkeypatch)
+async def test_a_request_of_several_payments_is_scored_alone_and_its_payments_see_each_other(scoring: Scoring) -> None:
     at = START_MS + HISTORY_DAYS * DAY_MS
     several = _payments(["b0", "b1"], ["c7", "c7"], ["t7", "t8"], [at, at + 1_000], [30.0, 600.0])
     single, another = _single(9, "c9", "t9", 42.0), _single(10, "c10", "t10", 43.0)
-    results = await scoring.together([single, several, another])
-    scoring.assert_as_alone(single, results[0])
-    scoring.assert_as_alone(several, results[1])
-    scoring.assert_as_alone(another, results[2])
+    await scoring.assert_scored_as_alone([single, several, another])
     assert scoring.calls() == (2.0, 3.0)  # the singles together, the request of several alone
-    results = await scoring.together([several, single])
+    await scoring.assert_scored_as_alone([several, single])
     assert scoring.calls() == (4.0, 5.0)
 
 
-async def test_a_payment_outside_the_states_span_is_refused_and_the_others_are_answered(
-    booster: xgboost.Booster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    scoring = Scoring(booster, monkeypatch)
+async def test_a_payment_outside_the_states_span_is_refused_and_the_others_are_answered(scoring: Scoring) -> None:
     good = _single(0, "c1", "t1", 80.0)
     far = _payments(["far"], ["c2"], ["t2"], [START_MS + 60 * 365 * DAY_MS], [80.0])
     results = await scoring.together([good, far])
@@ -188,8 +178,7 @@ async def test_a_payment_outside_the_states_span_is_refused_and_the_others_are_a
     assert "outside the span" in str(results[1])
 
 
-async def test_a_cancelled_request_is_skipped(booster: xgboost.Booster, monkeypatch: pytest.MonkeyPatch) -> None:
-    scoring = Scoring(booster, monkeypatch)
+async def test_a_cancelled_request_is_skipped(scoring: Scoring) -> None:
     gone = asyncio.ensure_future(scoring.coalesced.verdicts(_single(0, "c1", "t1", 80.0)))
     kept = asyncio.ensure_future(scoring.coalesced.verdicts(_single(1, "c2", "t2", 80.0)))
     await asyncio.sleep(0)  # both are waiting
