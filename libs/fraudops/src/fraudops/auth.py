@@ -41,15 +41,8 @@ def may(grants: list[str], action: str) -> bool:
     return ALL_ACTIONS in grants or action in grants
 
 
-# The dependencies below are coroutines although they never await: FastAPI runs a plain function dependency
-# in its thread pool, and two thread hops cost more than the checks themselves on every authenticated call.
-
-
-async def require_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """FastAPI dependency: the caller must present a known bearer token."""
+def authenticated(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The caller, who must present a known bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <token>'")
     principal = match_principal(credentials.credentials, request.app.state.settings.tokens)
@@ -58,16 +51,19 @@ async def require_principal(
     return Principal(principal)
 
 
-AuthenticatedPrincipal = Annotated[Principal, Depends(require_principal)]
-
-
 @dataclass(frozen=True)
 class RequireAction:
     """A FastAPI dependency: a known token whose principal's scopes include `action`."""
 
     action: str
 
-    async def __call__(self, request: Request, principal: AuthenticatedPrincipal) -> Principal:
+    async def __call__(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        # A coroutine although it never awaits: FastAPI runs a plain function dependency in its thread pool,
+        # and a thread hop costs more than the checks. The token is checked here rather than in a dependency
+        # of its own: FastAPI resolves every level of dependencies on every request.
+        principal = authenticated(request, credentials)
         grants: list[str] = request.app.state.settings.scopes.get(principal.name, [])
         if not may(grants, self.action):
             held = ", ".join(grants) or "none"
