@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from fraudops.auth import Principal, RequireAction
@@ -68,7 +68,7 @@ async def score(
     request: Request,
     body: Transaction | ScoreBatchRequest,
     principal: Annotated[Principal, Depends(RequireAction("transactions:score"))],
-) -> ScoreResult | ScoreBatchResponse:
+) -> Response:
     received = datetime.now(UTC)
     started = time.perf_counter()
     settings: ScorerSettings = request.app.state.settings
@@ -96,6 +96,6 @@ async def score(
     main = await coalesced.verdicts(columns)
     request.app.state.scorer_metrics.rest_scoring_seconds.observe(time.perf_counter() - started)
     results = _results(transactions, main, received)
-    if isinstance(body, ScoreBatchRequest):
-        return ScoreBatchResponse(results=results)
-    return results[0]
+    answer = ScoreBatchResponse(results=results) if isinstance(body, ScoreBatchRequest) else results[0]
+    # Serialised here: the models were validated when built, and FastAPI would validate them again.
+    return Response(answer.model_dump_json(), media_type="application/json")
