@@ -186,3 +186,13 @@ async def test_a_cancelled_request_is_skipped(scoring: Scoring) -> None:
     scoring.assert_as_alone(_single(1, "c2", "t2", 80.0), await kept)
     assert gone.cancelled()
     assert scoring.calls() == (1.0, 1.0)
+
+
+async def test_a_request_reaching_the_scoring_step_a_turn_later_joins_the_batch(scoring: Scoring) -> None:
+    early, late = _single(0, "c1", "t1", 80.0), _single(1, "c2", "t2", 90.0)
+    first = asyncio.ensure_future(scoring.coalesced.verdicts(early))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the first has been waiting a whole turn
+    scoring.assert_as_alone(late, await scoring.coalesced.verdicts(late))
+    scoring.assert_as_alone(early, await first)
+    assert scoring.calls() == (1.0, 2.0)

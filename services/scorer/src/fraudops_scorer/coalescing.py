@@ -2,8 +2,10 @@
 
 A single payment's features and model call cost ~0.4 ms, nearly all of it fixed per call (some 150 numpy
 calls, XGBoost's per-call set-up); a dozen payments cost hardly more. So the requests that reach the scoring
-step in the same turn of the event loop are scored as one batch. Nothing waits for company: the batch is
-whatever arrived meanwhile, one payment when the server is not busy.
+step within a few turns of the event loop are scored as one batch. Nothing waits for a timer: when the server
+is not busy those turns take microseconds and the batch is one payment; when it is busy, the requests a turn
+or two behind (still reading their bodies, say) join. Closed-loop throughput with 12 connections, idle 2-core
+machine (`fraudops bench rest`): 1,317 req/s scoring each turn's requests at once, 1,720-1,890 waiting three.
 
 Requests are independent what-ifs, so a payment must not count in another request's windows. A row only
 sees rows of its own customer and its own terminal, so payments that share neither are scored together and
@@ -24,6 +26,9 @@ from fraudops_scorer.registry import ModelWatcher
 from fraudops_scorer.scoring import Verdicts, score_batch
 from fraudops_scorer.settings import ScorerSettings
 from fraudops_scorer.state import SharedState, outside_span_error
+
+# The batch is scored in the third turn of the event loop after its first request started waiting.
+TURNS_WAITED = 2
 
 
 @dataclass
@@ -46,10 +51,16 @@ class CoalescedScoring:
         """The main verdicts of these payments (no shadow scores), as `score_batch` of their features alone."""
         loop = asyncio.get_running_loop()
         if not self._waiting:
-            loop.call_soon(self._score_waiting)
+            loop.call_soon(self._score_after, TURNS_WAITED)
         waiting = _Waiting(columns, loop.create_future())
         self._waiting.append(waiting)
         return await waiting.answer
+
+    def _score_after(self, turns: int) -> None:
+        if turns:
+            asyncio.get_running_loop().call_soon(self._score_after, turns - 1)
+        else:
+            self._score_waiting()
 
     def _score_waiting(self) -> None:
         waiting, self._waiting = self._waiting, []
