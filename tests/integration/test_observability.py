@@ -168,8 +168,8 @@ def test_the_monitor_started_with_the_alertmanager_principal_in_its_token_table(
     assert table[WEBHOOK_PRINCIPAL] == ensure_webhook_principal(running_stack.settings) != table["operator"]
     pid = running_stack.stack.services["monitor"].process.pid()
     assert pid is not None
-    # /proc/stat's boot time has a one-second resolution.
-    assert table_path.stat().st_mtime <= _process_start_epoch(pid) + 1.0
+    # The start time read from /proc is truncated twice: the boot time to the second, the start to the clock tick.
+    assert table_path.stat().st_mtime <= _process_start_epoch(pid) + 1.0 + 1.0 / os.sysconf("SC_CLK_TCK")
 
 
 def test_fraudops_up_starts_alertmanager_and_prometheus_on_request(running_stack: RunningStack) -> None:
