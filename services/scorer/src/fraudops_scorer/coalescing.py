@@ -76,21 +76,20 @@ class CoalescedScoring:
             pending.append(request)
         while pending:
             together, pending = _independent(pending, self.settings.max_score_batch)
-            if len(together) == 1 or not self._answered(together):
-                # Alone, each request gets its own answer or its own error (e.g. payments decades apart, the
-                # state still empty, can be scored apart but not together).
-                for request in together:
-                    self._answered([request])
+            try:
+                self._answer(together)
+            except Exception:
+                # Alone, each request gets its own answer or its own error (payments decades apart, the state
+                # still empty, can be scored apart but not together).
+                self._answer_each(together)
 
-    def _answered(self, together: list[_Waiting]) -> bool:
-        """Answer these requests with one call; False if it failed (a single request then gets the error)."""
-        try:
-            self._answer(together)
-        except Exception as exc:
-            if len(together) > 1:
-                return False
-            together[0].answer.set_exception(exc)
-        return True
+    def _answer_each(self, requests: list[_Waiting]) -> None:
+        for request in requests:
+            try:
+                self._answer([request])
+            except Exception as exc:
+                if not request.answer.done():
+                    request.answer.set_exception(exc)
 
     def _answer(self, together: list[_Waiting]) -> None:
         columns = together[0].columns if len(together) == 1 else _joined([w.columns for w in together])

@@ -60,7 +60,7 @@ class ScorerMetrics:
         )
         self.rest_scoring_seconds = Histogram(
             "fraud_scorer_rest_scoring_latency_seconds",
-            "POST /v1/score: features and model call for one request.",
+            "POST /v1/score: from a valid request to its verdicts (features and model call, shared by requests arriving together).",
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
