@@ -69,3 +69,7 @@ class RequireAction:
             held = ", ".join(grants) or "none"
             raise ForbiddenError(f"principal {principal.name!r} may not {self.action} (its scopes: {held})")
         return principal
+
+    async def of(self, request: Request) -> Principal:
+        """The same check for a handler that reads the request itself instead of through FastAPI's dependencies."""
+        return await self(request, await _bearer(request))

@@ -9,12 +9,15 @@ arriving together share one feature and model call (`coalescing`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from fraudops.auth import Principal, RequireAction
 from fraudops.contracts.messages import Reason, ScoreResult, Transaction
@@ -26,11 +29,50 @@ from fraudops_scorer.coalescing import CoalescedScoring
 from fraudops_scorer.scoring import Verdicts
 from fraudops_scorer.settings import ScorerSettings
 
-router = APIRouter(prefix="/v1", tags=["scoring"])
-
 
 class ScoreBatchRequest(BaseModel):
     transactions: Annotated[list[Transaction], Field(min_length=1)]
+
+
+ScoreRequest = Transaction | ScoreBatchRequest
+_SCORE_REQUEST: TypeAdapter[ScoreRequest] = TypeAdapter(ScoreRequest)
+_MAY_SCORE = RequireAction("transactions:score")
+
+
+class _ScoreRoute(APIRoute):
+    """A route that reads its token and its body itself, as FastAPI would, in a fraction of the time.
+
+    FastAPI resolves a route's inputs through its dependency graph, and parses a JSON body into Python objects
+    before validating them: some 100 µs of the 540 µs a scoring request took at full load (py-spy), against
+    25 µs for GET /healthz. Here the token goes through the same `RequireAction` check, then the body is
+    validated from its bytes by the same pydantic types (FastAPI's order). The endpoint still declares its
+    inputs, so the OpenAPI document is FastAPI's own, and errors reach the same handlers.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            principal = await _MAY_SCORE.of(request)
+            response: Response = await endpoint(request, _score_request(await request.body()), principal)
+            return response
+
+        return handle
+
+
+def _score_request(body: bytes) -> ScoreRequest:
+    """The body as FastAPI would validate it: an error's location starts with "body"."""
+    if not body:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        return _SCORE_REQUEST.validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+
+
+router = APIRouter(prefix="/v1", tags=["scoring"])
 
 
 class ScoreBatchResponse(BaseModel):
@@ -58,16 +100,10 @@ def _results(transactions: list[Transaction], verdicts: Verdicts, received: date
     ]
 
 
-@router.post(
-    "/score",
-    response_model=ScoreResult | ScoreBatchResponse,
-    responses={422: {"model": ErrorResponse, "description": "A transaction is invalid; nothing was scored."}},
-    summary='Score one transaction, or a batch ({"transactions": [...]}), synchronously',
-)
 async def score(
     request: Request,
-    body: Transaction | ScoreBatchRequest,
-    principal: Annotated[Principal, Depends(RequireAction("transactions:score"))],
+    body: ScoreRequest,
+    principal: Annotated[Principal, Depends(_MAY_SCORE)],
 ) -> Response:
     received = datetime.now(UTC)
     started = time.perf_counter()
@@ -99,3 +135,14 @@ async def score(
     answer = ScoreBatchResponse(results=results) if isinstance(body, ScoreBatchRequest) else results[0]
     # Serialised here: the models were validated when built, and FastAPI would validate them again.
     return Response(answer.model_dump_json(), media_type="application/json")
+
+
+router.add_api_route(
+    "/score",
+    score,
+    methods=["POST"],
+    route_class_override=_ScoreRoute,
+    response_model=ScoreResult | ScoreBatchResponse,
+    responses={422: {"model": ErrorResponse, "description": "A transaction is invalid; nothing was scored."}},
+    summary='Score one transaction, or a batch ({"transactions": [...]}), synchronously',
+)
