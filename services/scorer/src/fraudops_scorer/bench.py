@@ -1429,10 +1429,11 @@ def _rest_figures(load: Mapping[str, Any], rate: float) -> list[Measure]:
     score_max, health_max = load["closed_loop"]["score"]["throughput"], load["closed_loop"]["healthz"]["throughput"]
     baseline = f"GET /healthz, same server, same rate ({rate:,.0f} req/s, open loop)"
     errors = sum(part[name]["errors"] for part in (load["open_loop"], load["closed_loop"]) for name in part)
+    state = f"state of {load['state']['transactions']:,} payments"
     return [
         Measure(
             benchmark="rest",
-            metric=f"POST /v1/score latency p50 at {rate:,.0f} req/s (from the scheduled send)",
+            metric=f"POST /v1/score latency p50 at {rate:,.0f} req/s (from the scheduled send; {state})",
             unit="ms",
             value=score["p50_ms"],
             baseline_name=baseline,
@@ -1442,7 +1443,7 @@ def _rest_figures(load: Mapping[str, Any], rate: float) -> list[Measure]:
         ),
         Measure(
             benchmark="rest",
-            metric=f"POST /v1/score latency p99 at {rate:,.0f} req/s (from the scheduled send)",
+            metric=f"POST /v1/score latency p99 at {rate:,.0f} req/s (from the scheduled send; {state})",
             unit="ms",
             value=score["p99_ms"],
             baseline_name=baseline,
@@ -1455,7 +1456,8 @@ def _rest_figures(load: Mapping[str, Any], rate: float) -> list[Measure]:
         ),
         Measure(
             benchmark="rest",
-            metric=f"POST /v1/score max throughput ({load['connections']} keep-alive connections, closed loop)",
+            metric=f"POST /v1/score max throughput ({load['connections']} keep-alive connections, closed loop, "
+            f"{CLOSED_LOOP_ROUNDS} rounds each; {state})",
             unit="req/s",
             value=score_max,
             baseline_name="GET /healthz, same server, same connections",
