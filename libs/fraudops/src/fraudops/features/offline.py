@@ -75,7 +75,7 @@ def range_max(values: Floats, lows: Int64s, highs: Int64s, chunk: int = 1 << 22)
         done = ends[start - 1] if start else 0
         stop = max(start + 1, int(np.searchsorted(ends, done + chunk, side="right")))
         part, lengths = rows[start:stop], sizes[start:stop]
-        offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+        offsets = np.cumsum(lengths) - lengths
         gathered = values[np.repeat(lows[part] - offsets, lengths) + np.arange(int(lengths.sum()))]
         out[part] = np.fmax.reduceat(gathered, offsets)
         start = stop

@@ -117,6 +117,8 @@ _CUSTOMER_30D = [name for name, _ in _CUSTOMER_WINDOWS].index(f"{max(CUSTOMER_WI
 _EARLIER_WINDOW = [width for _, width in _CUSTOMER_WINDOWS].index(EARLIER_RATIO_WINDOW_MS)
 _TERMINAL_DAYS = tuple(sorted(TERMINAL_WINDOWS_DAYS, reverse=True))
 _TERMINAL_WIDTHS = np.array([days * MS_PER_DAY for days in _TERMINAL_DAYS], dtype=np.int64)
+# The windows' widths, then 0 for the upper bound (a label delay back), as `_terminal_bounds` shifts them.
+_TERMINAL_WIDTHS_AND_NONE = np.append(_TERMINAL_WIDTHS, 0)
 # Calendar flags through lookup tables built from the definition's own rules.
 _WEEKEND = np.array([is_weekend_day(day) for day in range(7)], dtype=np.float64)
 _NIGHT = np.array([is_night_hour(hour) for hour in range(24)], dtype=np.float64)
@@ -479,7 +481,7 @@ def _customer_bounds(keys: Int64s, times: Int64s) -> Int64s:
 def _terminal_bounds(keys: Int64s, times: Int64s, delay: int) -> Int64s:
     """Key bounds of each terminal window: the lower ones (exclusive, widest first), then the upper one."""
     base = keys - times
-    shifts = np.r_[_TERMINAL_WIDTHS + delay, delay]
+    shifts = _TERMINAL_WIDTHS_AND_NONE + delay
     bounds: Int64s = base[:, None] + np.maximum(times[:, None] - shifts[None, :], -1)
     return bounds
 
