@@ -73,6 +73,17 @@ def every_feature_booster(transactions: pd.DataFrame, labels: pd.DataFrame) -> x
     return booster
 
 
+def assert_offline_scores(
+    results: list[ScoreResult], transactions: pd.DataFrame, labels: pd.DataFrame, champion: xgboost.Booster
+) -> None:
+    """A result for every payment, each with the champion's score on the offline features."""
+    got = {r.transaction_id: r for r in results}
+    assert set(got) == set(transactions["transaction_id"].astype(str))
+    expected = expected_scores(transactions, labels, booster=champion)
+    actual = pd.Series({tid: got[tid].score for tid in expected.index})
+    np.testing.assert_allclose(actual.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)
+
+
 def test_every_payment_is_scored_with_the_offline_features(
     scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:
@@ -88,11 +99,7 @@ def test_every_payment_is_scored_with_the_offline_features(
 
     results = scorer_run.scores()
     assert len(results) == len(transactions)
-    got = {r.transaction_id: r for r in results}
-    assert set(got) == set(transactions["transaction_id"].astype(str))
-    expected = expected_scores(transactions, labels, booster=champion)
-    actual = pd.Series({tid: got[tid].score for tid in expected.index})
-    np.testing.assert_allclose(actual.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)
+    assert_offline_scores(results, transactions, labels, champion)
     for result in results:
         assert result.model_name == scorer_run.model_name
         assert result.model_version == version
@@ -112,6 +119,28 @@ def test_every_payment_is_scored_with_the_offline_features(
         assert result.received_time <= result.scored_time
     assert scorer.metric("fraud_scorer_fallback_active") == 0
     assert scorer.metric("fraud_scorer_model_info", f'model_version="{version}"') == 1
+
+
+def test_a_backlog_on_every_partition_is_scored_once_with_the_offline_features(
+    scorer_run: ScorerRun, stream: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """Catching up, a partition read ahead of the others waits for them (terminal windows need every
+    partition's payments): what was read past that point is set aside and scored after, not read again."""
+    transactions, labels = stream
+    champion = every_feature_booster(transactions, labels)
+    scorer_run.register_champion(booster=champion)
+    names = scorer_run.topics.replay_names()
+    asyncio.run(replay(transactions, scorer_run.kafka, rate=0, labels=labels, topic_names=names))
+    scorer = scorer_run.scorer()
+    scorer.start()
+    wait_for(lambda: scorer.metric("fraud_scorer_results_out_total") >= len(transactions), 120, "every score")
+
+    assert scorer.metric("fraud_scorer_set_aside_messages_total") > 0, "the backlog never ran ahead: nothing tested"
+    assert scorer.metric("fraud_scorer_messages_in_total") == len(transactions)
+    assert scorer.metric("fraud_scorer_duplicates_total") == 0
+    results = scorer_run.scores(covering=transactions)
+    assert len(results) == len(transactions)
+    assert_offline_scores(results, transactions, labels, champion)
 
 
 def test_a_payment_dated_after_it_was_written_is_dead_lettered_and_the_state_stays_right(
@@ -148,11 +177,7 @@ def test_a_payment_dated_after_it_was_written_is_dead_lettered_and_the_state_sta
     letter = DeadLetter.from_avro(letters[0].value)
     assert letter.error_type == "invalid_input"
     assert "later than the message was written to Kafka" in letter.error_message
-    got = {r.transaction_id: r for r in scorer_run.scores(covering=transactions)}
-    assert set(got) == set(transactions["transaction_id"].astype(str))
-    expected = expected_scores(transactions, labels, booster=champion)
-    actual = pd.Series({tid: got[tid].score for tid in expected.index})
-    np.testing.assert_allclose(actual.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)
+    assert_offline_scores(scorer_run.scores(covering=transactions), transactions, labels, champion)
 
 
 def _poison(valid: Transaction, kind: int) -> bytes:

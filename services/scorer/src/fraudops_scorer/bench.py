@@ -1106,6 +1106,7 @@ def _scorer_throughput(scorer: _Scorer, bootstrap: str, n: int, champion: _Champ
         if n
         else None,
         "mean_batch": round(messages / per_batch, 1) if per_batch else None,
+        "set_aside": int(metrics.get("fraud_scorer_set_aside_messages_total", 0.0)),
         "features_and_model_us_per_message": _per_message(
             metrics, "fraud_scorer_scoring_latency_seconds_sum", messages
         ),

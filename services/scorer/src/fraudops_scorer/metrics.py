@@ -34,6 +34,11 @@ class ScorerMetrics:
             "Transactions read again under an id already scored (a producer's retry); not scored twice.",
             registry=registry,
         )
+        self.set_aside = Counter(
+            "fraud_scorer_set_aside_messages_total",
+            "Transactions read ahead of the slowest partition while catching up, kept aside until it caught up.",
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "fraud_scorer_batch_size_messages",
             "Messages per polled batch.",

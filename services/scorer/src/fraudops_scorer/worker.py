@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 # Latency histograms take at most this many rows of a batch: the rest would cost more than the scoring.
 LATENCY_SAMPLES_PER_BATCH = 64
-# How far (event time) a partition catching up may run ahead of the slowest one (see _alignment_limit).
-MAX_ALIGNMENT_MS = 86_400_000
+# How far (event time) a partition catching up may run ahead of the slowest one (see _alignment_limit), at
+# most half the label delay. A partition's batch of 2,000 spans a day or more of the full dataset: with a day's
+# lead most batches were cut, and every cut batch is a smaller one.
+MAX_ALIGNMENT_MS = 3 * 86_400_000
 _EVERYONE_WAITS = -(1 << 62)
 
 
@@ -81,8 +83,11 @@ class ScoringWorker:
         self._next_offset: dict[TopicPartition, int] = {}
         self._newest_time: dict[TopicPartition, int] = {}
         self._end_offsets: dict[TopicPartition, int] = {}
-        # Partitions paused because they ran ahead of the others, with the event time they wait at.
+        # Partitions paused because they ran ahead of the others, with the event time they wait at; and the
+        # records read past the cut, scored once their partition is released (reading them again from the
+        # broker, as a seek back would, cost about as much as scoring them while catching up on a backlog).
         self._held_back: dict[TopicPartition, int] = {}
+        self._set_aside: dict[TopicPartition, list[Record]] = {}
 
     @property
     def running(self) -> bool:
@@ -186,8 +191,7 @@ class ScoringWorker:
             if self.rebuild_needed:
                 await self._rebuild(consumer)
                 continue
-            settings = self.settings
-            batch = await fresh_batch(consumer, settings.poll_timeout_ms, settings.max_batch, settings.drain_wait_ms)
+            batch = await self._next_batch(consumer)
             fetched_at = time.monotonic()
             if batch:
                 async with self.batch_lock:
@@ -221,6 +225,7 @@ class ScoringWorker:
         self._next_offset = dict(resume)
         consumer.resume(*(tp for tp in self._held_back if tp in consumer.assignment()))
         self._held_back.clear()
+        self._set_aside.clear()  # read again from the offsets resumed from
         for tp in owned:
             consumer.seek(tp, resume[tp])
         await self._refresh_progress(consumer, force=True)
@@ -243,9 +248,9 @@ class ScoringWorker:
         if kept is not batch:
             if not kept:
                 return  # every partition of the batch waits for one that has not been read yet
+            rows, rejected = _kept_rows(batch, kept, rows, rejected)
             batch = kept
             records = [record for partition_records in batch.values() for record in partition_records]
-            rows, rejected = self.decoder.decode_records(records, self.settings.max_future_skew_s * 1000)
 
         unique = first_sightings(self.state.store, rows)
         if unique is not rows:
@@ -328,8 +333,9 @@ class ScoringWorker:
 
         Terminal windows end a label delay before the payment and need every partition's payments up to
         there. So while partitions catch up on a backlog (at start, after a restart) none may run more than
-        `MAX_ALIGNMENT_MS` (less than the label delay) ahead of the slowest one with a backlog; a partition
-        with a backlog whose place in time is not known yet holds everyone until it is read.
+        half the label delay (at most `MAX_ALIGNMENT_MS`) ahead of the slowest one with a backlog: the other
+        half is the margin for payments written out of event-time order, beyond the state's late slack (a
+        day). A partition with a backlog whose place in time is not known yet holds everyone until it is read.
         """
         frontiers = []
         for tp in self._lagging():
@@ -376,19 +382,43 @@ class ScoringWorker:
                 len(partition_records),
             )
             if cut < len(partition_records):
-                consumer.seek(tp, partition_records[cut].offset)
                 consumer.pause(tp)
                 self._held_back[tp] = times_by_position[first + cut]
+                self._set_aside[tp] = partition_records[cut:]
+                self.metrics.set_aside.inc(len(partition_records) - cut)
             if cut:
                 kept[tp] = partition_records[:cut]
         return kept
 
     def _release_aligned(self, consumer: AIOKafkaConsumer) -> None:
+        """Release the held-back partitions the others caught up with (fetching resumes once their records
+        set aside are taken: until then the consumer would return records that follow them)."""
         limit = self._alignment_limit()
         for tp, waiting_time in list(self._held_back.items()):
             if limit is None or waiting_time <= limit:
-                consumer.resume(tp)
                 del self._held_back[tp]
+                if tp not in self._set_aside:
+                    consumer.resume(tp)
+
+    async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Record]]:
+        """Up to `max_batch` records: first those set aside for released partitions (which then fetch again:
+        what they return follows), then fresh ones, without waiting when some were set aside."""
+        settings = self.settings
+        batch: dict[TopicPartition, list[Record]] = {}
+        count = 0
+        for tp in [tp for tp in self._set_aside if tp not in self._held_back]:
+            if count + len(self._set_aside[tp]) > settings.max_batch:
+                break
+            batch[tp] = self._set_aside.pop(tp)
+            count += len(batch[tp])
+            consumer.resume(tp)
+        if count == settings.max_batch:
+            return batch
+        timeout_ms = 0 if batch else settings.poll_timeout_ms
+        fresh = await fresh_batch(consumer, timeout_ms, settings.max_batch - count, settings.drain_wait_ms)
+        for tp, records in fresh.items():
+            batch.setdefault(tp, []).extend(records)
+        return batch
 
     def _advance(self, batch: dict[TopicPartition, list[Record]], records: list[Record], rows: TransactionRows) -> None:
         """Note how far each partition of the batch got, in offsets and in event time."""
@@ -483,6 +513,32 @@ class ScoringWorker:
             for tp, end in self._end_offsets.items():
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, end - self._next_offset.get(tp, end)))
         return ends
+
+
+def _kept_rows(
+    batch: Mapping[TopicPartition, Sequence[Record]],
+    kept: Mapping[TopicPartition, Sequence[Record]],
+    rows: TransactionRows,
+    rejected: Sequence[Rejected],
+) -> tuple[TransactionRows, list[Rejected]]:
+    """The decoded rows and rejections of the records `kept` (a prefix of each partition's), at their
+    positions among the kept records."""
+    new_position = np.full(sum(len(records) for records in batch.values()), -1, dtype=np.intp)
+    old = new = 0
+    for tp, records in batch.items():
+        count = len(kept.get(tp, ()))
+        new_position[old : old + count] = np.arange(new, new + count)
+        old += len(records)
+        new += count
+    moved = new_position[np.asarray(rows.positions, dtype=np.intp)]
+    kept_rows = rows.subset(np.flatnonzero(moved >= 0).tolist())
+    kept_rows.positions = moved[moved >= 0].tolist()
+    kept_rejected = [
+        Rejected(int(new_position[rejection.position]), rejection.error)
+        for rejection in rejected
+        if new_position[rejection.position] >= 0
+    ]
+    return kept_rows, kept_rejected
 
 
 def _is_transient(exc: BaseException) -> bool:
