@@ -7,7 +7,7 @@ scorer's Kafka budget at 20,000 messages/s; keys are partitioned a batch at a ti
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -52,6 +52,11 @@ class BatchPublisher:
 
     async def flush(self) -> dict[str, int]:
         """Send everything added and wait until the broker acknowledged all of it; returns messages per topic."""
+        return await (await self.send())
+
+    async def send(self) -> Awaitable[dict[str, int]]:
+        """Send everything added (in order, after what was sent before); the messages per topic, once the
+        broker acknowledged all of it, are awaited from what this returns."""
         batches = [*self._full, *((topic, partition, b) for (topic, partition), b in self._open.items())]
         counts = dict(self.counts)
         self.abandon()
@@ -59,10 +64,14 @@ class BatchPublisher:
         for topic, partition, builder in batches:
             builder.close()  # a closed batch goes out at once instead of lingering linger_ms for more
             sent.append(await self.producer.send_batch(builder, topic, partition=partition))
-        await asyncio.gather(*sent)
-        return counts
+        return _acknowledged(sent, counts)
 
     def abandon(self) -> None:
         self._open.clear()
         self._full.clear()
         self.counts.clear()
+
+
+async def _acknowledged(sent: Sequence[asyncio.Future[object]], counts: dict[str, int]) -> dict[str, int]:
+    await asyncio.gather(*sent)
+    return counts

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeAlias
 
 import numpy as np
@@ -76,7 +76,7 @@ class ScoringWorker:
         self._producer: AIOKafkaProducer | None = None
         self._publisher: BatchPublisher | None = None
         self._task: asyncio.Task[None] | None = None
-        # The last batch's commit, sent without waiting so the next batch is read and scored meanwhile.
+        # The last batch's acknowledgements, then its commit, awaited once the next batch is read and scored.
         self._pending_commit: asyncio.Future[None] | None = None
         self._last_lag_update = 0.0
         # Per owned partition: the next offset to score and the newest event time scored (or rebuilt from).
@@ -238,10 +238,13 @@ class ScoringWorker:
         serving = self.watcher.current
         records = [record for partition_records in batch.values() for record in partition_records]
         received_ms = int(time.time() * 1000)
-        rows, rejected = self.decoder.decode_records(records, self.settings.max_future_skew_s * 1000)
-        # End offsets written before the batch was fetched, for the worker's partitions and the state's, at once.
+        # End offsets written before the batch was fetched, for the worker's partitions and the state's, at once:
+        # asked for first, so the broker answers while the batch is decoded.
         followed = self.state.behind_partitions(fetched_at)
-        ends = await self._refresh_progress(consumer, force=True, also=followed)
+        progress = asyncio.ensure_future(self._refresh_progress(consumer, force=True, also=followed))
+        await asyncio.sleep(0)  # the request goes out
+        rows, rejected = self.decoder.decode_records(records, self.settings.max_future_skew_s * 1000)
+        ends = await progress
         if followed:
             await self.state.catch_up(fetched_at, ends)
         kept = self._align(consumer, batch, rows)
@@ -286,26 +289,41 @@ class ScoringWorker:
                     "error": letter.error_type,
                 },
             )
-        counts = await publisher.flush()
-        published_ms = time.time() * 1000
+        acknowledged = await publisher.send()
 
-        # Commits go in order, each after its batch's results were acknowledged.
+        # One batch in flight: the last one's results acknowledged and its offsets committed (they had this
+        # batch's scoring to arrive), then this one's, in order, while the next batch is read and scored.
         await self.finish_commit()
-        if not self.rebuild_needed:
-            offsets = {tp: partition_records[-1].offset + 1 for tp, partition_records in batch.items()}
-            self._pending_commit = asyncio.ensure_future(consumer.commit(offsets))
+        offsets = {tp: partition_records[-1].offset + 1 for tp, partition_records in batch.items()}
+        self._pending_commit = asyncio.ensure_future(
+            self._commit_when_acknowledged(consumer, acknowledged, offsets, records, rows)
+        )
         self._advance(batch, records, rows)
         self._hold_history()
         self._release_aligned(consumer)
         self.metrics.messages_in.inc(len(records))
         self.metrics.batch_size.observe(len(records))
+        self._count_decisions(main)
+
+    async def _commit_when_acknowledged(
+        self,
+        consumer: AIOKafkaConsumer,
+        acknowledged: Awaitable[dict[str, int]],
+        offsets: dict[TopicPartition, int],
+        records: list[Record],
+        rows: TransactionRows,
+    ) -> None:
+        counts = await acknowledged
+        published_ms = time.time() * 1000
         for topic, count in counts.items():
             self.metrics.results_out.labels(topic).inc(count)
-        self._count_decisions(main)
         self._observe_latencies(records, rows.positions, rows.times_ms, published_ms)
+        if not self.rebuild_needed:
+            await consumer.commit(offsets)
 
     async def finish_commit(self) -> None:
-        """Wait for the last batch's commit; a refused one (after a rebalance) asks for a rebuild."""
+        """Wait for the last batch's acknowledgements and commit; a refused commit (after a rebalance) asks for a
+        rebuild, and a failed publication raises (the worker then resumes from the committed offsets)."""
         pending, self._pending_commit = self._pending_commit, None
         if pending is None:
             return
