@@ -9,18 +9,27 @@ second time briefly, picks up what the first read's fetch brought: a payment wai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
-async def fresh_batch(consumer: AIOKafkaConsumer, poll_timeout_ms: int, max_records: int, drain_wait_ms: int) -> Batch:
-    """Up to `max_records` records: what is buffered, then what arrives within `drain_wait_ms` (0: only the first)."""
-    batch: Batch = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
+async def fresh_batch(
+    consumer: AIOKafkaConsumer,
+    poll_timeout_ms: int,
+    max_records: int,
+    drain_wait_ms: int,
+    partitions: Sequence[TopicPartition] = (),
+) -> Batch:
+    """Up to `max_records` records: what is buffered, then what arrives within `drain_wait_ms` (0: only the first);
+    only from `partitions` when given (the others keep what they have buffered)."""
+    batch: Batch = await consumer.getmany(*partitions, timeout_ms=poll_timeout_ms, max_records=max_records)
     count = sum(len(records) for records in batch.values())
     if not batch or count >= max_records or drain_wait_ms == 0:
         return batch
-    fresher: Batch = await consumer.getmany(timeout_ms=drain_wait_ms, max_records=max_records - count)
+    fresher: Batch = await consumer.getmany(*partitions, timeout_ms=drain_wait_ms, max_records=max_records - count)
     for tp, records in fresher.items():
         # The same partition's records follow the ones read first, so offsets stay in order.
         batch.setdefault(tp, []).extend(records)

@@ -83,9 +83,10 @@ class ScoringWorker:
         self._next_offset: dict[TopicPartition, int] = {}
         self._newest_time: dict[TopicPartition, int] = {}
         self._end_offsets: dict[TopicPartition, int] = {}
-        # Partitions paused because they ran ahead of the others, with the event time they wait at; and the
+        # Partitions not read because they ran ahead of the others, with the event time they wait at; and the
         # records read past the cut, scored once their partition is released (reading them again from the
         # broker, as a seek back would, cost about as much as scoring them while catching up on a backlog).
+        # They are left out of reads rather than paused: pausing drops what the client had fetched for them.
         self._held_back: dict[TopicPartition, int] = {}
         self._set_aside: dict[TopicPartition, list[Record]] = {}
 
@@ -223,7 +224,6 @@ class ScoringWorker:
         config = FeatureConfig(label_delay_days=delay) if delay is not None else self.state.store.config
         self._newest_time = await self.state.rebuild(config, resume)
         self._next_offset = dict(resume)
-        consumer.resume(*(tp for tp in self._held_back if tp in consumer.assignment()))
         self._held_back.clear()
         self._set_aside.clear()  # read again from the offsets resumed from
         for tp in owned:
@@ -300,7 +300,7 @@ class ScoringWorker:
         )
         self._advance(batch, records, rows)
         self._hold_history()
-        self._release_aligned(consumer)
+        self._release_aligned()
         self.metrics.messages_in.inc(len(records))
         self.metrics.batch_size.observe(len(records))
         self._count_decisions(main)
@@ -367,8 +367,10 @@ class ScoringWorker:
             frontiers.append(frontier)
         if not frontiers:
             return None
-        window = min(MAX_ALIGNMENT_MS, self.state.store.config.label_delay_ms // 2)
-        return min(frontiers) + window
+        return min(frontiers) + self._alignment_window()
+
+    def _alignment_window(self) -> int:
+        return min(MAX_ALIGNMENT_MS, self.state.store.config.label_delay_ms // 2)
 
     def _align(
         self,
@@ -376,7 +378,7 @@ class ScoringWorker:
         batch: dict[TopicPartition, list[Record]],
         rows: TransactionRows,
     ) -> dict[TopicPartition, list[Record]]:
-        """The part of the batch within the alignment limit; partitions cut short wait (paused) for the others."""
+        """The part of the batch within the alignment limit; partitions cut short wait (unread) for the others."""
         times_by_position = dict(zip(rows.positions, rows.times_ms, strict=True))
         spans = []
         firsts: dict[TopicPartition, int] = {}
@@ -400,7 +402,6 @@ class ScoringWorker:
                 len(partition_records),
             )
             if cut < len(partition_records):
-                consumer.pause(tp)
                 self._held_back[tp] = times_by_position[first + cut]
                 self._set_aside[tp] = partition_records[cut:]
                 self.metrics.set_aside.inc(len(partition_records) - cut)
@@ -408,20 +409,18 @@ class ScoringWorker:
                 kept[tp] = partition_records[:cut]
         return kept
 
-    def _release_aligned(self, consumer: AIOKafkaConsumer) -> None:
-        """Release the held-back partitions the others caught up with (fetching resumes once their records
-        set aside are taken: until then the consumer would return records that follow them)."""
+    def _release_aligned(self) -> None:
+        """Release the held-back partitions the others caught up with."""
         limit = self._alignment_limit()
         for tp, waiting_time in list(self._held_back.items()):
             if limit is None or waiting_time <= limit:
                 del self._held_back[tp]
-                if tp not in self._set_aside:
-                    consumer.resume(tp)
 
     async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Record]]:
-        """Up to `max_batch` records: first those set aside for released partitions (which then fetch again:
-        what they return follows), then fresh ones, without waiting when some were set aside."""
+        """Up to `max_batch` records: first those set aside for released partitions, then fresh ones (which
+        follow them) from every partition not held back, without waiting when some were set aside."""
         settings = self.settings
+        readable = self._readable(consumer)
         batch: dict[TopicPartition, list[Record]] = {}
         count = 0
         for tp in [tp for tp in self._set_aside if tp not in self._held_back]:
@@ -429,14 +428,31 @@ class ScoringWorker:
                 break
             batch[tp] = self._set_aside.pop(tp)
             count += len(batch[tp])
-            consumer.resume(tp)
-        if count == settings.max_batch:
-            return batch
+        if count == settings.max_batch or any(tp in self._set_aside for tp in readable or self._set_aside):
+            return batch  # a partition with records still set aside is not read before they are taken
         timeout_ms = 0 if batch else settings.poll_timeout_ms
-        fresh = await fresh_batch(consumer, timeout_ms, settings.max_batch - count, settings.drain_wait_ms)
+        fresh = await fresh_batch(consumer, timeout_ms, settings.max_batch - count, settings.drain_wait_ms, readable)
         for tp, records in fresh.items():
             batch.setdefault(tp, []).extend(records)
         return batch
+
+    def _readable(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """The partitions to read from next ([]: all). Not the held-back ones; and while partitions catch up,
+        only those with half the alignment window left to run ahead, if any: one partition's records in a
+        batch span a day or more of a backlog, and read with less room, most would be cut and set aside."""
+        limit = self._alignment_limit()
+        if limit is None and not self._held_back:
+            return []
+        free = [tp for tp in consumer.assignment() if tp not in self._held_back]
+        if limit is not None:
+            room = self._alignment_window() // 2
+            newest = self._newest_time
+            roomy = [tp for tp in free if tp not in newest or newest[tp] <= limit - room]
+            if roomy:
+                return roomy
+        if not free:  # never expected (the slowest partition is never held): read on, in order
+            self._held_back.clear()
+        return free
 
     def _advance(self, batch: dict[TopicPartition, list[Record]], records: list[Record], rows: TransactionRows) -> None:
         """Note how far each partition of the batch got, in offsets and in event time."""
