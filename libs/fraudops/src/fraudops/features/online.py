@@ -95,6 +95,7 @@ _ORIGIN_SLACK_MS = 3650 * MS_PER_DAY
 _MAX_BATCH_ROWS = 1 << 22
 _PRUNE_FRACTION = 0.25
 _PRUNE_MIN_ROWS = 4096
+_NO_PENDING = 1 << 62
 # Each batch goes into a small level (or staging), merged into the main one once it holds this share of it.
 _RECENT_LEVEL_FRACTION = 1 / 16
 _RECENT_LEVEL_MIN_ROWS = 8192
@@ -632,6 +633,9 @@ class OnlineFeatureStore:
         self._verdicts: dict[str, tuple[int, list[tuple[int, bool]]]] = {}
         self._frauds: dict[str, tuple[int, Periods]] = {}  # those with fraud periods -> (terminal key, periods)
         self._pending: dict[str, list[tuple[int, bool]]] = {}  # verdicts (known_at ms, is_fraud) of unseen ids
+        # At most the earliest of the pending ids' latest known_at: pruning looks through them only once it
+        # may have passed (labels written ahead of their payments, as in a replay, are many).
+        self._pending_earliest_ms = _NO_PENDING
         self._fraud_intervals: _FraudIntervals | None = None  # None: rebuild from `_frauds`
         self._applied_since_pruning = 0
 
@@ -686,6 +690,7 @@ class OnlineFeatureStore:
                 self._record(transaction_id, key, [(known_at - origin, fraud)], added)
             elif origin is None or known_at - origin > horizon:
                 pending.setdefault(transaction_id, []).append((known_at, fraud))
+                self._pending_earliest_ms = min(self._pending_earliest_ms, known_at)
             else:
                 # Known before the horizon: its transaction is older still, and would be forgotten.
                 pending.pop(transaction_id, None)
@@ -1144,8 +1149,12 @@ class OnlineFeatureStore:
             self._frauds = kept
             self._fraud_intervals = None
         origin = self._origin or 0
-        self._pending = {
-            tid: verdicts
-            for tid, verdicts in self._pending.items()
-            if max(known_at for known_at, _ in verdicts) - origin > horizon
-        }
+        if self._pending and self._pending_earliest_ms - origin <= horizon:
+            pending: dict[str, list[tuple[int, bool]]] = {}
+            earliest = _NO_PENDING
+            for tid, verdicts in self._pending.items():
+                latest = max(known_at for known_at, _ in verdicts)
+                if latest - origin > horizon:
+                    pending[tid] = verdicts
+                    earliest = min(earliest, latest)
+            self._pending, self._pending_earliest_ms = pending, earliest
