@@ -213,11 +213,12 @@ class TransactionDecoder:
         Bodies of the newest layout are read a field at a time over the whole batch; any payload that is not
         one, or that is damaged or breaks a rule, is decoded alone, which names the exact error.
         """
-        present = [p if p is not None else b"" for p in payloads]
+        absent = None in payloads
+        present = cast(Sequence[bytes], [p if p is not None else b"" for p in payloads] if absent else payloads)
         columns = BodyColumns(present, HEADER_LENGTH)
         if self.max_bytes is not None:
             columns.set_aside(columns.lengths > self.max_bytes)
-        if None in payloads:
+        if absent:
             columns.set_aside(np.fromiter((p is None for p in payloads), dtype=np.bool_, count=len(payloads)))
         columns.require_prefix(self._header)
         transaction_id = columns.string()
