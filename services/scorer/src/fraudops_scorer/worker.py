@@ -247,7 +247,7 @@ class ScoringWorker:
         ends = await progress
         if followed:
             await self.state.catch_up(fetched_at, ends)
-        kept = self._align(consumer, batch, rows)
+        kept = self._align(batch, rows)
         if kept is not batch:
             if not kept:
                 return  # every partition of the batch waits for one that has not been read yet
@@ -373,10 +373,7 @@ class ScoringWorker:
         return min(MAX_ALIGNMENT_MS, self.state.store.config.label_delay_ms // 2)
 
     def _align(
-        self,
-        consumer: AIOKafkaConsumer,
-        batch: dict[TopicPartition, list[Record]],
-        rows: TransactionRows,
+        self, batch: dict[TopicPartition, list[Record]], rows: TransactionRows
     ) -> dict[TopicPartition, list[Record]]:
         """The part of the batch within the alignment limit; partitions cut short wait (unread) for the others."""
         times_by_position = dict(zip(rows.positions, rows.times_ms, strict=True))
@@ -450,7 +447,7 @@ class ScoringWorker:
             roomy = [tp for tp in free if tp not in newest or newest[tp] <= limit - room]
             if roomy:
                 return roomy
-        if not free:  # never expected (the slowest partition is never held): read on, in order
+        if not free:  # never expected (the slowest partition is never held): release them all, read every one
             self._held_back.clear()
         return free
 
