@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 from fastapi import FastAPI
@@ -31,8 +32,17 @@ class WorkerProbe:
             raise ConnectionError(f"the scoring worker stopped: {self.worker.last_error or 'no error recorded'}")
 
 
+# The feature state holds hundreds of thousands of container objects, and every full collection walks them
+# all (20-36 ms each on the full dataset, about every 1.5 s while scoring, enough to move p99 at 5,000
+# payments/s). Scoring allocates fast and nearly everything dies young, by reference count: with a larger
+# first generation, the collector runs far less often; its pauses are no longer.
+GC_YOUNG_THRESHOLD = 50_000
+
+
 async def startup(app: FastAPI) -> Sequence[Probe]:
     settings: ScorerSettings = app.state.settings
+    _, *older = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
     metrics = ScorerMetrics(app.state.metrics.registry)
     app.state.scorer_metrics = metrics
     state = SharedState(settings, metrics, TransactionDecoder(max_bytes=settings.kafka.max_message_bytes))
