@@ -21,7 +21,8 @@ $(BIN)/python:
 
 # The stamp is newer than the lock and every pyproject once the venv holds exactly the lock.
 # Reinstalling the workspace's own (editable) packages refreshes their metadata: entry points, scripts.
-$(VENV)/.synced: $(BIN)/python requirements.lock libs/fraudops/pyproject.toml $(wildcard services/*/pyproject.toml)
+$(VENV)/.synced: $(BIN)/python requirements.lock libs/fraudops/pyproject.toml $(wildcard libs/fraudops/src/fraudops/*/*.c) \
+  $(wildcard services/*/pyproject.toml)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION) uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock \
 	  $(foreach p,fraudops $(addprefix fraudops-,$(SERVICES)),--reinstall-package $(p))

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs (PostgreSQL's server, Java and Maven for Kafka, make,
+# Install the Debian packages the test suite needs (PostgreSQL's server, Java and Maven for Kafka, make, a C
+# compiler for fraudops' extension,
 # Prometheus with promtool and Alertmanager with amtool for the alerting tests),
 # only those missing. Shared by .ci/run and the forge's CI workflow (.github/workflows/ci.yml).
 # Runs as root, or through sudo when it is not root.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
-packages=(postgresql openjdk-17-jre-headless maven make prometheus prometheus-alertmanager)
+packages=(postgresql openjdk-17-jre-headless maven make gcc libc6-dev prometheus prometheus-alertmanager)
 # Named packages only, when given (the forge's unit job needs just promtool and amtool).
 if (($#)); then
   packages=("$@")

@@ -11,11 +11,17 @@ import fastavro
 import numpy as np
 import pytest
 
+from fraudops.contracts._avro_batch import read_transactions
 from fraudops.contracts.avro import MAGIC, default_codec
 from fraudops.contracts.hotpath import (
+    DECISION_INDEX,
+    EARLIEST_EVENT_MS,
+    LATEST_EVENT_MS,
+    MAX_AMOUNT,
     ScoreResultEncoder,
     TransactionDecoder,
     TransactionRows,
+    _without_logical_types,
     future_dated,
     transaction_problems,
 )
@@ -124,28 +130,36 @@ def test_score_results_encode_byte_for_byte_like_the_model(fallback: bool) -> No
         received_ms=_millis(received),
         scored_ms=_millis(scored),
     )
+    expected: list[ScoreResult] = []
     for i in range(200):
         event = START - timedelta(milliseconds=rng.randrange(10**11))
         reasons = [(f"feature_é{j}", rng.uniform(-5, 5)) for j in range(rng.choice([0, 0, 1, 3]))]
-        score = rng.random()
-        decision = rng.choice(list(Decision))
-        expected = ScoreResult(
-            transaction_id=f"tx-{i}" * rng.randrange(1, 12),
-            customer_id=f"c-{i}",
-            score=score,
-            decision=decision,
-            reasons=[Reason(feature=f, contribution=c) for f, c in reasons],
-            model_name="rules" if fallback else "fraud-detector",
-            model_version=version,
-            feature_version="v1",
-            fallback=fallback,
-            event_time=event,
-            received_time=received,
-            scored_time=scored,
+        expected.append(
+            ScoreResult(
+                transaction_id=f"tx-{i}" * rng.randrange(1, 12),
+                customer_id=f"c-{i}",
+                score=rng.random(),
+                decision=rng.choice(list(Decision)),
+                reasons=[Reason(feature=f, contribution=c) for f, c in reasons],
+                model_name="rules" if fallback else "fraud-detector",
+                model_version=version,
+                feature_version="v1",
+                fallback=fallback,
+                event_time=event,
+                received_time=received,
+                scored_time=scored,
+            )
         )
-        actual = encoder.encode(expected.transaction_id, expected.customer_id, score, decision, _millis(event), reasons)
-        assert actual == expected.to_avro()
-        assert ScoreResult.from_avro(actual) == expected
+    actual = encoder.encode_many(
+        [result.transaction_id for result in expected],
+        [result.customer_id for result in expected],
+        np.asarray([result.score for result in expected]),
+        np.asarray([DECISION_INDEX[result.decision] for result in expected]),
+        [_millis(result.event_time) for result in expected],
+        [[(reason.feature, reason.contribution) for reason in result.reasons] for result in expected],
+    )
+    assert actual == [result.to_avro() for result in expected]
+    assert [ScoreResult.from_avro(body) for body in actual] == expected
 
 
 def test_an_oversize_message_is_rejected_undecoded_and_its_letter_leaves_the_bytes_out() -> None:
@@ -253,9 +267,14 @@ def test_the_batch_reader_keeps_and_refuses_exactly_what_one_by_one_decoding_doe
         got = zip(rows.transaction_ids, rows.customer_ids, rows.terminal_ids, rows.times_ms, rows.amounts, strict=True)
         assert dict(zip(rows.positions, got, strict=True)) == expected
         assert [r.position for r in rejected] == [i for i in range(len(batch)) if i not in expected]
+        # The C reader itself accepted them all: none took the slow path.
+        header = MAGIC + default_codec().catalog.latest("io.fraudops.Transaction").fingerprint
+        read_fast = read_transactions(batch, header, -1, EARLIEST_EVENT_MS, LATEST_EVENT_MS, MAX_AMOUNT)[0]
+        assert read_fast == rows.positions
 
 
-def test_a_batch_encodes_to_the_same_bytes_as_its_rows_one_by_one() -> None:
+def test_a_batch_encodes_every_value_as_the_catalogue_codec_does() -> None:
+    """Lengths and times beyond the model's ranges too: every varint length, both signs, long strings."""
     rng = random.Random(5)
     encoder = ScoreResultEncoder(
         model_name="fraud-detector",
@@ -268,20 +287,43 @@ def test_a_batch_encodes_to_the_same_bytes_as_its_rows_one_by_one() -> None:
     rows = 300
     ids = [f"tx-{i}" * rng.randrange(1, 30) for i in range(rows)]
     customers = [f"c{rng.randrange(10**6)}" for _ in range(rows)]
-    ids[5], customers[6] = "x" * 300, "é" * 200  # lengths beyond the looked-up prefixes
+    ids[5], customers[6] = "x" * 300, "é" * 200
     scores = np.asarray([rng.random() for _ in range(rows)])
     decisions = [rng.choice(list(Decision)) for _ in range(rows)]
-    # Every varint length, both signs, and the contract's extremes.
     events = [rng.choice([0, 1, -1, 63, 64, -65, 2**31, -(2**40), rng.randrange(-(2**62), 2**62)]) for _ in range(rows)]
-    events[:2] = [_millis(datetime(2000, 1, 1, tzinfo=UTC)), _millis(datetime(2099, 12, 31, tzinfo=UTC))]
+    events[:2] = [-(2**63), 2**63 - 1]
     reasons = [[(f"f{j}", rng.uniform(-3, 3)) for j in range(rng.choice([0, 0, 2, 3]))] for _ in range(rows)]
-    expected = [
-        encoder.encode(t, c, float(s), d, e, r)
-        for t, c, s, d, e, r in zip(ids, customers, scores, decisions, events, reasons, strict=True)
-    ]
-    assert encoder.encode_many(ids, customers, scores, decisions, events, reasons) == expected
+    actual = encoder.encode_many(
+        ids, customers, scores, np.asarray([DECISION_INDEX[d] for d in decisions]), events, reasons
+    )
+    latest = default_codec().catalog.latest("io.fraudops.ScoreResult")
+    schema = fastavro.parse_schema(_without_logical_types(latest.parsed))
+    for row, body in enumerate(actual):
+        record = {
+            "transaction_id": ids[row],
+            "customer_id": customers[row],
+            "score": float(scores[row]),
+            "decision": decisions[row].value,
+            "reasons": [{"feature": f, "contribution": c} for f, c in reasons[row]],
+            "model_name": "fraud-detector",
+            "model_version": "3",
+            "feature_version": "v1",
+            "fallback": False,
+            "event_time": events[row],
+            "received_time": _millis(START),
+            "scored_time": _millis(START) + 4,
+        }
+        written = io.BytesIO()
+        fastavro.schemaless_writer(written, schema, record)
+        assert body == MAGIC + latest.fingerprint + written.getvalue(), row
     with pytest.raises(ValueError, match="finite"):
-        encoder.encode_many(ids[:1], customers[:1], np.asarray([math.nan]), decisions[:1], events[:1], reasons[:1])
+        encoder.encode_many(
+            ids[:1], customers[:1], np.asarray([math.nan]), np.zeros(1, np.uint8), events[:1], reasons[:1]
+        )
+    with pytest.raises(ValueError, match="Decision"):
+        encoder.encode_many(ids[:1], customers[:1], scores[:1], np.asarray([len(Decision)]), events[:1], reasons[:1])
+    with pytest.raises(ValueError, match="one value per row"):
+        encoder.encode_many(ids[:2], customers[:1], scores[:2], np.zeros(2, np.uint8), events[:2], reasons[:2])
 
 
 def test_payments_dated_after_their_message_was_written_are_refused_with_the_reason() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from fraudops.contracts.hotpath import DECISION_INDEX
 from fraudops.contracts.messages import Decision
 from fraudops.features import FEATURE_NAMES
 from fraudops_scorer.rules import APPROVE, DECLINE, REVIEW, RULES_MODEL_NAME, rule_decisions, rule_reasons
@@ -18,6 +19,8 @@ from fraudops_scorer.serving import Serving, ServingModel
 from fraudops_scorer.settings import FallbackRules, ScorerSettings
 
 DECISIONS: tuple[Decision, ...] = (Decision.APPROVE, Decision.REVIEW, Decision.DECLINE)
+# The ScoreResult encoder takes the Avro enum's indexes: per decision code, its index there.
+AVRO_DECISIONS = np.array([DECISION_INDEX[decision] for decision in DECISIONS], dtype=np.uint8)
 _FEATURES = list(FEATURE_NAMES)
 # Shared by every row without reasons (most of a batch): a list each cost ~80 µs per 1,000 rows.
 NO_REASONS: tuple[tuple[str, float], ...] = ()

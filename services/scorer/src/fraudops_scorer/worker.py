@@ -26,7 +26,7 @@ from fraudops_scorer.fetching import fresh_batch
 from fraudops_scorer.metrics import ScorerMetrics
 from fraudops_scorer.publisher import BatchPublisher
 from fraudops_scorer.registry import ModelWatcher
-from fraudops_scorer.scoring import DECISIONS, Verdicts, score_batch
+from fraudops_scorer.scoring import AVRO_DECISIONS, DECISIONS, Verdicts, score_batch
 from fraudops_scorer.serving import Serving
 from fraudops_scorer.settings import ScorerSettings
 from fraudops_scorer.state import SharedState, columns_of, first_sightings, outside_span_error, storable_rows
@@ -498,7 +498,7 @@ class ScoringWorker:
             rows.transaction_ids,
             rows.customer_ids,
             verdicts.scores,
-            [DECISIONS[code] for code in verdicts.decisions.tolist()],
+            AVRO_DECISIONS[verdicts.decisions],
             rows.times_ms,
             verdicts.reasons,
         )
