@@ -61,10 +61,11 @@ def test_a_batch_spanning_days_is_forgotten_row_by_row() -> None:
     assert table.find(["d0", "d1", "d2", "d3"]) == ([2, 3], [3, 4])
 
 
-def test_ids_are_compared_by_value_not_identity() -> None:
+def test_ids_are_compared_by_value_not_identity_nor_type() -> None:
     table = IdTable()
     _add(table, ["".join(["tx", "-1"])], [7], [1])
     assert table.find(["tx-" + "1", "tx-2"]) == ([0], [7])
+    assert table.find(list(np.array(["tx-1"]))) == ([0], [7])  # numpy's str subclass
 
 
 def test_forgetting_everything_shrinks_the_table_back() -> None:

@@ -123,7 +123,7 @@ static void id_table_dealloc(IdTable *table) {
 /* The str at `index` of a fast sequence and its hash; 0 with an exception set when it is not a str. */
 static int id_at(PyObject *sequence, Py_ssize_t index, PyObject **id, Py_hash_t *hash) {
     *id = PySequence_Fast_GET_ITEM(sequence, index);
-    if (!PyUnicode_CheckExact(*id)) {
+    if (!PyUnicode_Check(*id)) {
         PyErr_SetString(PyExc_TypeError, "transaction ids must be str");
         return 0;
     }
