@@ -10,7 +10,7 @@ from fraudops.features import FEATURE_NAMES
 from fraudops_scorer import direct_calls
 from fraudops_scorer.direct_calls import DenseContributions, DensePredictor
 from fraudops_scorer.scoring import NO_REASONS, model_verdicts
-from fraudops_scorer.serving import ServingModel
+from fraudops_scorer.serving import SINGLE_THREAD_ROWS, ServingModel
 from tests.support.models import train_booster
 
 
@@ -40,6 +40,17 @@ def test_direct_calls_equal_the_public_ones(booster: xgboost.Booster, count: int
     assert contributions is not None
     np.testing.assert_array_equal(predictor(values), booster.inplace_predict(values, validate_features=False))
     np.testing.assert_array_equal(contributions(values), _public_contributions(booster, values, -1))
+
+
+@pytest.mark.parametrize("count", [1, SINGLE_THREAD_ROWS, SINGLE_THREAD_ROWS + 1, 2_000])
+def test_serving_predictions_are_the_public_calls(booster: xgboost.Booster, count: int) -> None:
+    """Small batches on the one-thread copy, larger ones on the booster itself: both through the fast path."""
+    model = ServingModel("m", "1", "champion", booster, review_threshold=0.5, decline_threshold=0.9, label_delay_days=7)
+    assert model._small_batches is not None, "the one-thread fast path serves"
+    assert model._batches is not None, "the fast path serves larger batches too"
+    values = _rows(booster, count)
+    expected = booster.inplace_predict(values, validate_features=False)
+    np.testing.assert_array_equal(model.predict(values.astype(np.float64)), expected.astype(np.float64))
 
 
 def test_a_fast_path_that_answers_differently_is_not_used(

@@ -1,8 +1,8 @@
-"""XGBoost's C prediction functions called straight, for the small matrices the scorer sends.
+"""XGBoost's C prediction functions called straight, for every matrix the scorer sends.
 
-XGBoost's Python wrapper costs more than the trees for a few rows: input type dispatch, a DMatrix object
-with feature names and types, and output conversion that defines a class per call (garbage only the cycle
-collector frees). These classes call the same C functions with the arguments the wrapper passes for a
+XGBoost's Python wrapper costs more than the trees for a few rows, and ~110 µs on a batch of 1,000: input
+type dispatch, a DMatrix object with feature names and types, and output conversion that defines a class per
+call (garbage only the cycle collector frees). These classes call the same C functions with the arguments the wrapper passes for a
 float32 numpy array and copy the same output. They rely on XGBoost internals (`_LIB`, the JSON
 arguments), so each `make` checks the fast path against the public call on probe rows and gives None when
 anything differs: the public call then serves.
