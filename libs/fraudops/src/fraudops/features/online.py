@@ -64,6 +64,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from fraudops.features._id_table import IdTable
+from fraudops.features._search import search_right
 from fraudops.features.definition import (
     CUSTOMER_WINDOWS_DAYS,
     EARLIER_MAX_RATIO,
@@ -283,6 +284,15 @@ def _direct_window_sums(values: Floats, positions: Int64s) -> Floats:
     return sums
 
 
+def _search_right(haystack: Int64s, needles: Int64s) -> Int64s:
+    """`np.searchsorted(haystack, needles, side="right")`, galloping from each answer to the next in C: a row's
+    window bounds and key, then the next row's, are near each other (`_search.c`)."""
+    flat = np.ascontiguousarray(needles, dtype=np.int64)
+    out = np.empty(flat.shape, dtype=np.int64)
+    search_right(np.ascontiguousarray(haystack, dtype=np.int64), flat, out)
+    return out
+
+
 def _merged(old: Int64s, new: Int64s) -> Int64s:
     """Two sorted arrays as one sorted array."""
     out: Int64s = np.insert(old, np.searchsorted(old, new, side="right"), new)
@@ -467,10 +477,10 @@ def _customer_windows(level: _Level, lows: Int64s, keys: Int64s, highs: Int64s |
         needles = np.empty((n, k + 1), dtype=np.int64)
         needles[:, :k] = lows
         needles[:, k] = keys
-        positions = np.searchsorted(level.keys, needles.ravel(), side="right").reshape(n, k + 1)
+        positions = _search_right(level.keys, needles)
     else:
         positions = np.empty((n, k + 1), dtype=np.int64)
-        positions[:, :k] = np.searchsorted(level.keys, lows.ravel(), side="right").reshape(n, k)
+        positions[:, :k] = _search_right(level.keys, lows)
         positions[:, k] = highs
     counts = positions[:, -1:] - positions[:, :-1]
     sums = level.window_sums(positions)
@@ -496,8 +506,7 @@ def _earlier_max(level: _Level, starts: Int64s, ends: Int64s, keys: Int64s) -> F
 
 def _terminal_windows(keys: Int64s, bounds: Int64s) -> Int64s:
     """Rows of `keys` (sorted) in each terminal window: bounds are the lower ones, widest first, then the upper."""
-    n, k = bounds.shape
-    positions = np.searchsorted(keys, bounds.ravel(), side="right").reshape(n, k)
+    positions = _search_right(keys, bounds)
     counts: Int64s = positions[:, -1:] - positions[:, :-1]
     return counts
 
