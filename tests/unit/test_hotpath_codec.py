@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import math
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 import fastavro
 import numpy as np
@@ -273,6 +275,26 @@ def test_the_batch_reader_keeps_and_refuses_exactly_what_one_by_one_decoding_doe
         assert read_fast == rows.positions
 
 
+class _MadeOnAccess(Sequence[tuple[str, float]]):
+    """Reasons built anew at each access, as a lazy sequence would give them: nothing else holds them."""
+
+    def __init__(self, pairs: list[tuple[str, float]]) -> None:
+        self._pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, float]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[str, float]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[str, float] | Sequence[tuple[str, float]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        feature, contribution = self._pairs[index]
+        return (feature[:1] + feature[1:], contribution)
+
+
 def test_a_batch_encodes_every_value_as_the_catalogue_codec_does() -> None:
     """Lengths and times beyond the model's ranges too: every varint length, both signs, long strings."""
     rng = random.Random(5)
@@ -316,6 +338,8 @@ def test_a_batch_encodes_every_value_as_the_catalogue_codec_does() -> None:
         written = io.BytesIO()
         fastavro.schemaless_writer(written, schema, record)
         assert body == MAGIC + latest.fingerprint + written.getvalue(), row
+    indexes = np.asarray([DECISION_INDEX[d] for d in decisions])
+    assert encoder.encode_many(ids, customers, scores, indexes, events, [_MadeOnAccess(r) for r in reasons]) == actual
     with pytest.raises(ValueError, match="finite"):
         encoder.encode_many(
             ids[:1], customers[:1], np.asarray([math.nan]), np.zeros(1, np.uint8), events[:1], reasons[:1]

@@ -230,9 +230,11 @@ typedef struct {
 } Reason;
 
 /* Reads one row's reasons ((feature, contribution) pairs) into `reasons` (room for `room`); the count, or -1
- * with an exception set. */
-static Py_ssize_t read_reasons(PyObject *row, Reason *reasons, Py_ssize_t room) {
+ * with an exception set. `*holder` gets what keeps the borrowed features alive (a row that is not a list or
+ * tuple is copied into one): the caller releases it once the row is written. */
+static Py_ssize_t read_reasons(PyObject *row, Reason *reasons, Py_ssize_t room, PyObject **holder) {
     PyObject *pairs = PySequence_Fast(row, "reasons must be sequences of (feature, contribution)");
+    *holder = pairs;
     if (pairs == NULL) return -1;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(pairs);
     if (count > room) {
@@ -249,7 +251,7 @@ static Py_ssize_t read_reasons(PyObject *row, Reason *reasons, Py_ssize_t room) 
         }
         feature = PyTuple_GET_ITEM(pair, 0);
         contribution = PyTuple_GET_ITEM(pair, 1);
-        /* The UTF-8 form is cached on the str object, which the caller keeps alive. */
+        /* The UTF-8 form is cached on the str object, which `pairs` keeps alive. */
         reasons[i].feature = PyUnicode_AsUTF8AndSize(feature, &reasons[i].feature_length);
         reasons[i].contribution = PyFloat_AsDouble(contribution);
         if (reasons[i].feature == NULL || (reasons[i].contribution == -1.0 && PyErr_Occurred())) {
@@ -257,7 +259,7 @@ static Py_ssize_t read_reasons(PyObject *row, Reason *reasons, Py_ssize_t room) 
             break;
         }
     }
-    Py_DECREF(pairs);
+    if (count < 0) Py_CLEAR(*holder);
     return count;
 }
 
@@ -299,8 +301,9 @@ static PyObject *write_score_results(PyObject *module, PyObject *args) {
         const char *id = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(ids, row), &id_length);
         const char *customer = id ? PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(customers, row), &customer_length)
                                   : NULL;
-        Py_ssize_t reason_count = customer ? read_reasons(PySequence_Fast_GET_ITEM(why, row), row_reasons, MAX_REASONS)
-                                           : -1;
+        PyObject *holder = NULL;
+        Py_ssize_t reason_count =
+            customer ? read_reasons(PySequence_Fast_GET_ITEM(why, row), row_reasons, MAX_REASONS, &holder) : -1;
         if (reason_count < 0) goto failed;
         Py_ssize_t size = header.len + long_size(id_length) + id_length + long_size(customer_length) +
                           customer_length + 8 + long_size(decision[row]) + model_part.len + long_size(event_ms[row]) +
@@ -310,7 +313,10 @@ static PyObject *write_score_results(PyObject *module, PyObject *args) {
             size += long_size(row_reasons[i].feature_length) + row_reasons[i].feature_length + 8;
         }
         PyObject *body = PyBytes_FromStringAndSize(NULL, size);
-        if (body == NULL) goto failed;
+        if (body == NULL) {
+            Py_DECREF(holder);
+            goto failed;
+        }
         unsigned char *start = (unsigned char *)PyBytes_AS_STRING(body), *out = start;
         memcpy(out, header.buf, (size_t)header.len);
         out += header.len;
@@ -334,6 +340,7 @@ static PyObject *write_score_results(PyObject *module, PyObject *args) {
         memcpy(out, times_tail.buf, (size_t)times_tail.len);
         out += times_tail.len;
         assert(out - start == size);
+        Py_DECREF(holder);
         PyList_SET_ITEM(result, row, body);
     }
     goto done;
